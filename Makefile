@@ -1,0 +1,45 @@
+# Doorstep: `make demo` sets up and serves the platform; `make test` runs every check.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+VENDOR_STAMP := src/doorstep/web/static/vendor/.stamp
+
+.PHONY: demo test setup lint typecheck test-embedded test-production e2e bench clean
+
+demo: setup
+	$(VENV)/bin/doorstep demo
+
+setup: $(VENV)/.stamp $(VENDOR_STAMP)
+
+$(VENV)/.stamp: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	$$(command -v uv || echo $(UV)) sync --frozen --python python3.11
+	touch $@
+
+$(VENDOR_STAMP): package.json package-lock.json scripts/vendor.py
+	npm ci --no-audit --no-fund --loglevel=error
+	$(PY) scripts/vendor.py
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+test-embedded: setup
+	$(VENV)/bin/pytest
+
+test-production: setup
+	$(PY) scripts/test_production.py
+
+test: lint typecheck test-embedded test-production
+
+bench: setup
+	$(PY) bench/api_baseline.py
+
+clean:
+	rm -rf $(VENV) node_modules src/doorstep/web/static/vendor artifacts

@@ -1,0 +1,1 @@
+"""The shared kernel: database, auth, access, audit, errors, observability. No business domain."""

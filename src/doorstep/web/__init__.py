@@ -1,0 +1,1 @@
+"""The web shell: layout, shared components, platform pages, static assets."""

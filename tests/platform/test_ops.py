@@ -1,0 +1,150 @@
+"""Health, readiness, metrics, request ids, structured logs and configuration rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import sessionmaker
+
+from doorstep.app import create_app
+from doorstep.config import ConfigurationError, Settings
+from doorstep.platform.db import make_engine
+from doorstep.platform.observability import JsonFormatter
+from tests.conftest import Brokerage, bearer
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "alive"
+
+
+def test_readyz_checks_the_database_and_redis(client: TestClient, settings: Settings) -> None:
+    body = client.get("/readyz").json()
+    assert body["ready"] is True
+    assert body["checks"]["database"] == "ok"
+    assert ("redis" in body["checks"]) == bool(settings.redis_url)
+
+
+def test_readyz_reports_an_unreachable_database(settings: Settings, tmp_path: Path) -> None:
+    broken = make_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    app = create_app(settings, sessionmaker=sessionmaker(bind=broken))
+    with TestClient(app) as test_client:
+        response = test_client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"].startswith("error")
+
+
+def test_readyz_reports_an_unreachable_redis(
+    settings: Settings, session_factory: sessionmaker
+) -> None:
+    cfg = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(cfg, sessionmaker=session_factory)) as test_client:
+        response = test_client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["redis"].startswith("error")
+
+
+def test_metrics_count_requests_by_route(client: TestClient, brokerage: Brokerage) -> None:
+    auth = bearer(client, brokerage.agent)
+    for _ in range(3):
+        client.get("/api/auth/me", headers=auth)
+    client.get("/api/users/999999", headers=auth)
+    text = client.get("/metrics").text
+    assert (
+        'doorstep_http_requests_total{method="GET",route="/api/auth/me",status="200"} 3.0' in text
+    )
+    assert 'route="/api/users/{user_id}",status="404"' in text
+    assert "doorstep_http_request_duration_seconds_bucket" in text
+
+
+def test_request_id_is_returned_and_propagated(client: TestClient) -> None:
+    assert len(client.get("/healthz").headers["x-request-id"]) == 32
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
+
+
+def test_json_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    record = logging.LogRecord("doorstep", logging.INFO, __file__, 1, "GET / 200", None, None)
+    record.request_id = "rid-1"
+    record.status = 200
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["msg"] == "GET / 200"
+    assert entry["request_id"] == "rid-1"
+    assert entry["status"] == 200
+
+
+def test_unexpected_errors_are_500_without_details(
+    client: TestClient, brokerage: Brokerage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from doorstep.platform import accounts
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(accounts, "get_tenant", explode)
+    response = client.get("/api/tenant", headers=bearer(client, brokerage.agent))
+    assert response.status_code == 500
+    assert response.json()["code"] == "server_error"
+    assert "secret internals" not in response.text
+
+
+def test_production_refuses_to_start_without_secret_key() -> None:
+    cfg = Settings(database_url="postgresql://u@localhost/db", secret_key=None)
+    assert not cfg.embedded
+    assert cfg.database_url.startswith("postgresql+psycopg://")
+    with pytest.raises(ConfigurationError, match="DOORSTEP_SECRET_KEY is required"):
+        cfg.resolved_secret_key()
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        Settings(
+            database_url="postgresql://u@localhost/db", secret_key="short"
+        ).resolved_secret_key()
+
+
+def test_embedded_mode_generates_and_keeps_a_secret_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = Settings(database_url="sqlite:///var/x.db", secret_key=None)
+    first = cfg.resolved_secret_key()
+    assert len(first) >= 48
+    assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert cfg.resolved_secret_key() == first
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOORSTEP_PORT", "9123")
+    monkeypatch.setenv("DOORSTEP_REDIS_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("DOORSTEP_DEMO_PASSWORD", "another-demo")
+    cfg = Settings()
+    assert (cfg.port, cfg.redis_url, cfg.demo_password) == (
+        9123,
+        "redis://127.0.0.1:6379/3",
+        "another-demo",
+    )
+    assert cfg.database_url == "sqlite:///var/doorstep.db"
+    assert cfg.embedded
+    assert not cfg.cookies_secure
+    monkeypatch.setenv("DOORSTEP_DATABASE_URL", "mysql://nope")
+    with pytest.raises(ValueError, match="sqlite:// or postgresql://"):
+        Settings()
+
+
+def test_production_defaults_to_secure_cookies_and_json_logs() -> None:
+    cfg = Settings(database_url="postgresql://u@localhost/db")
+    assert cfg.cookies_secure
+    assert cfg.json_logs
+
+
+def test_openapi_docs_are_served(client: TestClient) -> None:
+    assert client.get("/api/docs").status_code == 200
+    spec = client.get("/api/openapi.json").json()
+    assert {"/api/auth/token", "/api/auth/refresh", "/api/auth/logout", "/api/auth/me"} <= set(
+        spec["paths"]
+    )
