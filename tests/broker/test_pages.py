@@ -68,6 +68,7 @@ def _lead(db: Session, owner: User, name: str, n: int, **fields: object) -> Lead
 @pytest.fixture
 def secrets(db: Session, brokerage: Brokerage) -> Secrets:
     now = utcnow()
+    today = now.astimezone(brokerage.tenant.zone).date()  # the brokerage's calendar, not UTC's
     agent, broker = brokerage.agent, brokerage.broker
     tenant_id = brokerage.tenant.id
     agent_leads = [
@@ -107,8 +108,8 @@ def secrets(db: Session, brokerage: Brokerage) -> Secrets:
         purchase_price=Decimal("450000"),
         my_commission=Decimal("13500"),
         loan_type="conventional",
-        contract_date=now.date(),
-        target_closing_date=now.date() + timedelta(days=40),
+        contract_date=today,
+        target_closing_date=today + timedelta(days=40),
     )
     client = Client(tenant_id=tenant_id, agent_id=brokerage.other_agent.id, name="Sarah Johnson")
     listing = Property(
@@ -287,7 +288,7 @@ def test_a_refused_period_is_shown_on_the_page(
 
 def test_custom_dates_and_periods(client: TestClient, brokerage: Brokerage) -> None:
     sign_in(client, brokerage.broker)
-    today = utcnow().date()
+    today = utcnow().astimezone(brokerage.tenant.zone).date()
     start = today - timedelta(days=9)
     page = client.get(f"{DASHBOARD}?startDate={start}&endDate={today}")
     assert page.status_code == 200
@@ -340,7 +341,7 @@ def test_the_agent_report(client: TestClient, brokerage: Brokerage, secrets: Sec
     response = client.get(f"{DASHBOARD}/agents/{agent.id}")
     assert response.status_code == 200, response.text
     html = response.text
-    today = utcnow().date()
+    today = utcnow().astimezone(brokerage.tenant.zone).date()
     assert "Year to date" in html
     assert html.count('data-testid="month-row"') == today.month
     for chart in ("chart-volume", "chart-escrows", "chart-leads", "chart-appointments"):
@@ -424,7 +425,7 @@ def test_an_admin_has_no_broker_settings(client: TestClient, brokerage: Brokerag
 def test_the_report_uses_a_stored_snapshot_when_there_is_one(
     client: TestClient, brokerage: Brokerage, db: Session
 ) -> None:
-    today = utcnow().date()
+    today = utcnow().astimezone(brokerage.tenant.zone).date()
     first, last = service.month_bounds(today.replace(day=1) - timedelta(days=1))
     db.add(
         AgentKpi(
