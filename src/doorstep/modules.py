@@ -37,12 +37,19 @@ class Module:
 
 @cache
 def installed_modules() -> list[Module]:
+    from doorstep.analytics.module import analytics_module
     from doorstep.broker.module import broker_module
     from doorstep.crm.module import crm_module
     from doorstep.platform.module import platform_module
     from doorstep.transactions.module import transactions_module
 
-    return [platform_module(), crm_module(), transactions_module(), broker_module()]
+    return [
+        platform_module(),
+        crm_module(),
+        transactions_module(),
+        broker_module(),
+        analytics_module(),
+    ]
 
 
 def nav_for(role: Role) -> list[NavItem]:

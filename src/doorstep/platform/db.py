@@ -30,6 +30,11 @@ NAMING_CONVENTION = {
 }
 
 
+# The analytics warehouse's layers: real schemas on PostgreSQL; on SQLite the engine maps them to
+# the one database file (`schema_translate_map`), so their table names are unique.
+WAREHOUSE_SCHEMAS = ("bronze", "silver", "gold", "predictions")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -85,7 +90,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             poolclass=StaticPool if memory else None,
         )
         _configure_sqlite(engine)
-        return engine
+        return engine.execution_options(schema_translate_map=dict.fromkeys(WAREHOUSE_SCHEMAS))
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 

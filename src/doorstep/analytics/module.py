@@ -1,0 +1,26 @@
+"""The analytics module's entry (seed 001): the sales warehouse, the `/analytics` dashboard, its
+API and CSV export, the Square sync and the models' training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doorstep.modules import Module, NavItem
+from doorstep.platform.auth import Role
+
+
+def analytics_module() -> Module:
+    from doorstep.analytics import models  # noqa: F401 - tables
+
+    return Module(
+        name="analytics",
+        templates=Path(__file__).parent / "templates",
+        nav=(
+            NavItem(
+                "Analytics",
+                "/analytics",
+                "chart-line",
+                frozenset({Role.admin, Role.broker, Role.analyst}),
+            ),
+        ),
+    )

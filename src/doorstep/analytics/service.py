@@ -1,0 +1,515 @@
+"""Analytics use cases: the dashboard's KPIs and panels, the export, the locations list.
+
+Every figure is read from the gold rollups (never the line items), scoped to the caller's
+tenant. Each panel is computed on its own savepoint: one that fails reports its error and the
+others still render (the seed's graceful degradation)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Subquery,
+    case,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.orm import Session
+
+from doorstep.analytics import rules
+from doorstep.analytics.models import (
+    CustomerChurnScore,
+    CustomerDaily,
+    CustomerLtvScore,
+    CustomerMonthly,
+    DailySalesSummary,
+    DemandForecast,
+    DimCustomer,
+    DimDate,
+    DimLocation,
+    DimProduct,
+    HourlySales,
+    ModelRun,
+    ProductPerformance,
+)
+from doorstep.platform.auth import Principal, Tenant
+from doorstep.platform.db import utcnow
+from doorstep.platform.errors import Forbidden, NotFound, RuleViolation
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Filters:
+    tenant_id: int
+    period: rules.Period
+    location_sk: int | None = None
+    product_sk: int | None = None
+
+
+# --- access and filters --------------------------------------------------------------------------
+
+
+def require_viewer(principal: Principal) -> None:
+    if principal.role not in rules.VIEWER_ROLES:
+        raise Forbidden("Analytics are for the business's admins, brokers and analysts")
+
+
+def require_manager(principal: Principal) -> None:
+    if principal.role not in rules.MANAGER_ROLES:
+        raise Forbidden("Only an admin may connect sources or load sales data")
+
+
+def today_for(session: Session, tenant_id: int) -> date:
+    tenant = session.get(Tenant, tenant_id)
+    return utcnow().astimezone(tenant.zone).date() if tenant else utcnow().date()
+
+
+def first_day(session: Session, tenant_id: int) -> date | None:
+    return session.scalar(
+        select(func.min(DailySalesSummary.sale_date)).where(
+            DailySalesSummary.tenant_id == tenant_id
+        )
+    )
+
+
+def filters(
+    session: Session,
+    principal: Principal,
+    *,
+    preset: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    location_id: int | None = None,
+    product_id: int | None = None,
+) -> Filters:
+    """Validate the query's filters against the caller's tenant (422 / 404 with the reason)."""
+    require_viewer(principal)
+    tenant_id = principal.tenant_id
+    try:
+        chosen = rules.period(
+            preset=preset,
+            start=start,
+            end=end,
+            today=today_for(session, tenant_id),
+            first=first_day(session, tenant_id),
+        )
+    except rules.FilterError as exc:
+        raise RuleViolation(str(exc)) from exc
+    for model, key, value in (
+        (DimLocation, DimLocation.location_sk, location_id),
+        (DimProduct, DimProduct.product_sk, product_id),
+    ):
+        if value is not None and not session.scalar(
+            select(key).where(key == value, model.tenant_id == tenant_id)
+        ):
+            raise NotFound(f"{model.__name__.removeprefix('Dim').lower()} {value} not found")
+    return Filters(tenant_id, chosen, location_id, product_id)
+
+
+def locations(session: Session, tenant_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(DimLocation.location_sk, DimLocation.name)
+        .where(DimLocation.tenant_id == tenant_id)
+        .order_by(DimLocation.name)
+    )
+    return [{"id": sk, "name": name} for sk, name in rows]
+
+
+# --- building blocks -----------------------------------------------------------------------------
+
+
+def _at(column: Any, f: Filters) -> ColumnElement[bool]:
+    return column == f.location_sk if f.location_sk is not None else true()
+
+
+def _days(model: Any, f: Filters, period: rules.Period | None = None) -> ColumnElement[bool]:
+    p = period or f.period
+    return (
+        (model.tenant_id == f.tenant_id)
+        & model.sale_date.between(p.start, p.end)
+        & _at(model.location_sk, f)
+    )
+
+
+def _per_customer(f: Filters, start: date, end: date) -> Subquery:
+    """(customer_sk, orders, revenue) over [start, end]: whole months from the monthly rollup,
+    the edge days from the daily one."""
+    full, edges = rules.split_by_months(start, end)
+    m, d = CustomerMonthly, CustomerDaily
+    parts = []
+    if full:
+        parts.append(
+            select(m.customer_sk, m.orders, m.revenue).where(
+                m.tenant_id == f.tenant_id, m.month.in_(full), _at(m.location_sk, f)
+            )
+        )
+    for lo, hi in edges:
+        parts.append(
+            select(d.customer_sk, d.orders, d.revenue).where(
+                d.tenant_id == f.tenant_id, d.sale_date.between(lo, hi), _at(d.location_sk, f)
+            )
+        )
+    rows = union_all(*parts).subquery()
+    return (
+        select(
+            rows.c.customer_sk,
+            func.sum(rows.c.orders).label("orders"),
+            func.sum(rows.c.revenue).label("revenue"),
+        )
+        .group_by(rows.c.customer_sk)
+        .subquery()
+    )
+
+
+def _totals(session: Session, f: Filters, period: rules.Period) -> dict[str, Any]:
+    s = DailySalesSummary
+    orders, revenue = session.execute(
+        select(
+            func.coalesce(func.sum(s.orders), 0), func.coalesce(func.sum(s.revenue), ZERO)
+        ).where(_days(s, f, period))
+    ).one()
+    customers = session.scalar(
+        select(func.count()).select_from(_per_customer(f, period.start, period.end))
+    )
+    revenue = Decimal(revenue).quantize(Decimal("0.01"))
+    aov = (revenue / orders).quantize(Decimal("0.01")) if orders else ZERO
+    return {"orders": int(orders), "revenue": revenue, "aov": aov, "customers": customers or 0}
+
+
+# --- panels --------------------------------------------------------------------------------------
+
+
+def kpis(session: Session, f: Filters) -> dict[str, Any]:
+    now, before = _totals(session, f, f.period), _totals(session, f, f.period.previous())
+    cards = {}
+    for key in ("orders", "revenue", "aov", "customers"):
+        delta = rules.change(now[key], before[key])
+        cards[key] = {
+            "value": now[key],
+            "previous": before[key],
+            "change_pct": delta,
+            "direction": None if delta is None else ("up" if delta >= 0 else "down"),
+        }
+    return cards
+
+
+def revenue_trend(session: Session, f: Filters) -> list[dict[str, Any]]:
+    s = DailySalesSummary
+    rows = session.execute(
+        select(s.sale_date, func.sum(s.revenue), func.sum(s.orders))
+        .where(_days(s, f))
+        .group_by(s.sale_date)
+        .order_by(s.sale_date)
+    )
+    return [{"date": day, "revenue": Decimal(rev), "orders": int(n)} for day, rev, n in rows]
+
+
+def cohorts(session: Session, f: Filters) -> dict[str, Any]:
+    """Rows: acquisition month; columns: purchase month; values: share of the cohort buying."""
+    m, c = CustomerMonthly, DimCustomer
+    first, last = f.period.start.replace(day=1), f.period.end.replace(day=1)
+    rows = session.execute(
+        select(c.cohort_month, m.month, func.count(m.customer_sk.distinct()))
+        .join(c, c.customer_sk == m.customer_sk)
+        .where(
+            m.tenant_id == f.tenant_id,
+            m.month.between(first, last),
+            c.cohort_month.between(first, last),
+            _at(m.location_sk, f),
+        )
+        .group_by(c.cohort_month, m.month)
+    ).all()
+    months = sorted({month for _, month, _ in rows})
+    if len(months) < 2:
+        return {
+            "months": [],
+            "rows": [],
+            "message": "Need multiple months of data: cohort analysis compares at least two.",
+        }
+    active = {(cohort, month): n for cohort, month, n in rows}
+    table = []
+    for cohort in sorted({cohort for cohort, _, _ in rows}):
+        size = active.get((cohort, cohort), 0)
+        if not size:
+            continue
+        values = [
+            None if month < cohort else round(100 * active.get((cohort, month), 0) / size, 1)
+            for month in months
+        ]
+        table.append({"cohort": cohort, "customers": size, "values": values})
+    return {"months": months, "rows": table, "message": None}
+
+
+def clv_distribution(session: Session, f: Filters) -> list[dict[str, Any]]:
+    """Customers who bought in the period, by their lifetime spend up to its end."""
+    active = _per_customer(f, f.period.start, f.period.end)
+    lifetime = _per_customer(f, EPOCH, f.period.end)
+    value = lifetime.c.revenue
+    bucket = case(
+        *[
+            (value < high, literal(name))
+            for name, _low, high in rules.CLV_BUCKETS
+            if high is not None
+        ],
+        else_=literal(rules.CLV_BUCKETS[-1][0]),
+    )
+    counts = dict(
+        session.execute(
+            select(bucket, func.count())
+            .select_from(lifetime.join(active, active.c.customer_sk == lifetime.c.customer_sk))
+            .group_by(bucket)
+        ).all()
+    )
+    return [{"bucket": name, "customers": counts.get(name, 0)} for name, _, _ in rules.CLV_BUCKETS]
+
+
+def segments(session: Session, f: Filters) -> list[dict[str, Any]]:
+    per = _per_customer(f, f.period.start, f.period.end)
+    segment = case(
+        *[(per.c.orders >= low, literal(name)) for name, low, _high in rules.SEGMENTS],
+        else_=literal(""),
+    )
+    counts = dict(session.execute(select(segment, func.count()).group_by(segment)).all())
+    return [{"segment": name, "customers": counts.get(name, 0)} for name, _, _ in rules.SEGMENTS]
+
+
+def top_products(session: Session, f: Filters, limit: int = 10) -> list[dict[str, Any]]:
+    p, d = ProductPerformance, DimProduct
+    revenue = func.sum(p.revenue)
+    rows = session.execute(
+        select(d.product_sk, d.name, revenue, func.sum(p.quantity))
+        .join(d, d.product_sk == p.product_sk)
+        .where(_days(p, f))
+        .group_by(d.product_sk, d.name)
+        .order_by(revenue.desc(), d.name)
+        .limit(limit)
+    )
+    return [
+        {"product_id": sk, "product": name, "revenue": Decimal(rev), "quantity": Decimal(qty)}
+        for sk, name, rev, qty in rows
+    ]
+
+
+def hourly(session: Session, f: Filters) -> list[dict[str, Any]]:
+    h = HourlySales
+    found = {
+        hour: (Decimal(rev), int(n))
+        for hour, rev, n in session.execute(
+            select(h.hour, func.sum(h.revenue), func.sum(h.orders))
+            .where(_days(h, f))
+            .group_by(h.hour)
+        )
+    }
+    return [
+        {
+            "hour": hour,
+            "revenue": found.get(hour, (ZERO, 0))[0],
+            "orders": found.get(hour, (0, 0))[1],
+        }
+        for hour in range(24)
+    ]
+
+
+def weekly(session: Session, f: Filters) -> list[dict[str, Any]]:
+    s = DailySalesSummary
+    found = {
+        weekday: (Decimal(rev), int(n))
+        for weekday, rev, n in session.execute(
+            select(DimDate.weekday, func.sum(s.revenue), func.sum(s.orders))
+            .join(DimDate, DimDate.day == s.sale_date)
+            .where(_days(s, f))
+            .group_by(DimDate.weekday)
+        )
+    }
+    return [
+        {
+            "weekday": i,
+            "day": name,
+            "revenue": found.get(i, (ZERO, 0))[0],
+            "orders": found.get(i, (ZERO, 0))[1],
+        }
+        for i, name in enumerate(rules.WEEKDAYS)
+    ]
+
+
+def product_detail(session: Session, f: Filters) -> dict[str, Any] | None:
+    """The drill-down into one product: its days and its locations in the period."""
+    if f.product_sk is None:
+        return None
+    p = ProductPerformance
+    mine = _days(p, f) & (p.product_sk == f.product_sk)
+    name = session.scalar(select(DimProduct.name).where(DimProduct.product_sk == f.product_sk))
+    days = session.execute(
+        select(p.sale_date, func.sum(p.revenue), func.sum(p.quantity))
+        .where(mine)
+        .group_by(p.sale_date)
+        .order_by(p.sale_date)
+    )
+    places = session.execute(
+        select(DimLocation.name, func.sum(p.revenue), func.sum(p.quantity))
+        .join(DimLocation, DimLocation.location_sk == p.location_sk)
+        .where(mine)
+        .group_by(DimLocation.name)
+        .order_by(DimLocation.name)
+    )
+    return {
+        "product_id": f.product_sk,
+        "product": name,
+        "days": [
+            {"date": day, "revenue": Decimal(r), "quantity": Decimal(q)} for day, r, q in days
+        ],
+        "locations": [
+            {"location": loc, "revenue": Decimal(r), "quantity": Decimal(q)} for loc, r, q in places
+        ],
+    }
+
+
+def insights(session: Session, tenant_id: int) -> dict[str, Any]:
+    """The AI insights: churn alert, top demand forecast, average predicted LTV, with freshness.
+    They describe the customer base and catalogue as a whole (not the date or location filter)."""
+    runs = {
+        run.model: run
+        for run in session.scalars(
+            select(ModelRun)
+            .where(ModelRun.tenant_id == tenant_id)
+            .order_by(ModelRun.created_at, ModelRun.id)
+        )
+    }
+    out: dict[str, Any] = {"available": bool(runs), "churn": None, "demand": None, "ltv": None}
+    if (run := runs.get("churn")) is not None:
+        c = CustomerChurnScore
+        mine = (c.tenant_id == tenant_id) & (c.model_version == run.model_version)
+        at_risk = session.scalar(
+            select(func.count()).where(mine, c.probability > rules.CHURN_ALERT)
+        )
+        scored = session.scalar(select(func.count()).where(mine))
+        out["churn"] = {
+            "at_risk": at_risk or 0,
+            "scored": scored or 0,
+            "threshold": rules.CHURN_ALERT,
+            **_freshness(run),
+        }
+    if (run := runs.get("demand")) is not None:
+        d = DemandForecast
+        total = func.sum(d.predicted_quantity)
+        top = session.execute(
+            select(DimProduct.name, total, func.sum(d.lower_bound), func.sum(d.upper_bound))
+            .join(DimProduct, DimProduct.product_sk == d.product_sk)
+            .where(d.tenant_id == tenant_id, d.model_version == run.model_version)
+            .group_by(DimProduct.name)
+            .order_by(total.desc())
+            .limit(1)
+        ).first()
+        if top is not None:
+            out["demand"] = {
+                "product": top[0],
+                "units": round(float(top[1])),
+                "lower": round(float(top[2])),
+                "upper": round(float(top[3])),
+                **_freshness(run),
+            }
+    if (run := runs.get("ltv")) is not None:
+        v = CustomerLtvScore
+        average = session.scalar(
+            select(func.avg(v.predicted_ltv)).where(
+                v.tenant_id == tenant_id, v.model_version == run.model_version
+            )
+        )
+        if average is not None:
+            out["ltv"] = {
+                "average": Decimal(average).quantize(Decimal("0.01")),
+                **_freshness(run),
+            }
+    return out
+
+
+def _freshness(run: ModelRun) -> dict[str, Any]:
+    return {
+        "model_version": run.model_version,
+        "created_at": run.created_at,
+        "metrics": run.metrics,
+    }
+
+
+PANELS: dict[str, Callable[[Session, Filters], Any]] = {
+    "kpis": kpis,
+    "revenue_trend": revenue_trend,
+    "cohorts": cohorts,
+    "clv_distribution": clv_distribution,
+    "top_products": top_products,
+    "segments": segments,
+    "hourly": hourly,
+    "weekly": weekly,
+}
+
+
+def dashboard(session: Session, f: Filters, *, only: set[str] | None = None) -> dict[str, Any]:
+    """Every KPI and panel for the filters; a failing panel becomes `{"error": ...}`."""
+    out: dict[str, Any] = {
+        "filters": {
+            "start": f.period.start,
+            "end": f.period.end,
+            "label": f.period.label,
+            "location_id": f.location_sk,
+            "product_id": f.product_sk,
+        },
+        "data_through": session.scalar(
+            select(func.max(DailySalesSummary.sale_date)).where(
+                DailySalesSummary.tenant_id == f.tenant_id
+            )
+        ),
+        "errors": {},
+    }
+    jobs: dict[str, Callable[[], Any]] = {
+        name: (lambda panel=panel: panel(session, f)) for name, panel in PANELS.items()
+    }
+    jobs["insights"] = lambda: insights(session, f.tenant_id)
+    jobs["product"] = lambda: product_detail(session, f)
+    for name, job in jobs.items():
+        if only is not None and name not in only:
+            continue
+        try:
+            with session.begin_nested():
+                out[name] = job()
+        except Exception as exc:
+            log.exception("analytics panel %s failed", name)
+            out[name] = None
+            out["errors"][name] = f"This panel could not be computed ({type(exc).__name__})."
+    return out
+
+
+# --- export --------------------------------------------------------------------------------------
+
+EXPORT_HEADER = ("date", "location", "product", "quantity", "revenue", "order_count")
+
+
+def export_rows(session: Session, f: Filters) -> Iterator[tuple[Any, ...]]:
+    """The filtered data, one row per day, location and product, read in batches."""
+    p = ProductPerformance
+    stmt = (
+        select(p.sale_date, DimLocation.name, DimProduct.name, p.quantity, p.revenue, p.orders)
+        .join(DimLocation, DimLocation.location_sk == p.location_sk)
+        .join(DimProduct, DimProduct.product_sk == p.product_sk)
+        .where(_days(p, f))
+        .order_by(p.sale_date, DimLocation.name, DimProduct.name)
+    )
+    if f.product_sk is not None:
+        stmt = stmt.where(p.product_sk == f.product_sk)
+    for row in session.execute(stmt, execution_options={"yield_per": 5000}):
+        yield tuple(row)
+
+
+def as_of(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
