@@ -24,6 +24,10 @@ ASSETS: list[tuple[str, str]] = [
     ("htmx-ext-ws/ws.js", "htmx/ws.js"),
     ("canvas-confetti/dist/confetti.browser.js", "canvas-confetti/confetti.browser.js"),
     ("sortablejs/Sortable.min.js", "sortablejs/Sortable.min.js"),
+    # Charts: the Vega-Lite specs that web/charts.py builds with Altair, rendered by vega-embed.
+    ("vega/build/vega.min.js", "vega/vega.min.js"),
+    ("vega-lite/build/vega-lite.min.js", "vega/vega-lite.min.js"),
+    ("vega-embed/build/vega-embed.min.js", "vega/vega-embed.min.js"),
 ]
 
 
