@@ -1,0 +1,1 @@
+"""Sales analytics (seed 001): warehouse, dashboard, predictions."""
