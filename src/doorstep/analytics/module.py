@@ -10,10 +10,14 @@ from doorstep.platform.auth import Role
 
 
 def analytics_module() -> Module:
-    from doorstep.analytics import models  # noqa: F401 - tables
+    from doorstep.analytics import feeds, models  # noqa: F401 - tables, the escrow hook
+    from doorstep.analytics.api import router as api
+    from doorstep.analytics.pages import router as pages
 
     return Module(
         name="analytics",
+        api=api,
+        pages=pages,
         templates=Path(__file__).parent / "templates",
         nav=(
             NavItem(

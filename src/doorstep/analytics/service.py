@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from doorstep.analytics import rules
+from doorstep.analytics import imports, rules
 from doorstep.analytics.models import (
     CustomerChurnScore,
     CustomerDaily,
@@ -41,6 +41,7 @@ from doorstep.analytics.models import (
     ModelRun,
     ProductPerformance,
 )
+from doorstep.analytics.warehouse import CustomerRecord, Loader, LoadResult, LocationRecord
 from doorstep.platform.auth import Principal, Tenant
 from doorstep.platform.db import utcnow
 from doorstep.platform.errors import Forbidden, NotFound, RuleViolation
@@ -238,9 +239,11 @@ def cohorts(session: Session, f: Filters) -> dict[str, Any]:
             "rows": [],
             "message": "Need multiple months of data: cohort analysis compares at least two.",
         }
-    active = {(cohort, month): n for cohort, month, n in rows}
+    active: dict[tuple[date, date], int] = {
+        (cohort, month): n for cohort, month, n in rows if cohort is not None
+    }
     table = []
-    for cohort in sorted({cohort for cohort, _, _ in rows}):
+    for cohort in sorted({cohort for cohort, _ in active}):
         size = active.get((cohort, cohort), 0)
         if not size:
             continue
@@ -265,7 +268,7 @@ def clv_distribution(session: Session, f: Filters) -> list[dict[str, Any]]:
         ],
         else_=literal(rules.CLV_BUCKETS[-1][0]),
     )
-    counts = dict(
+    counts: dict[str, int] = dict(
         session.execute(
             select(bucket, func.count())
             .select_from(lifetime.join(active, active.c.customer_sk == lifetime.c.customer_sk))
@@ -281,7 +284,9 @@ def segments(session: Session, f: Filters) -> list[dict[str, Any]]:
         *[(per.c.orders >= low, literal(name)) for name, low, _high in rules.SEGMENTS],
         else_=literal(""),
     )
-    counts = dict(session.execute(select(segment, func.count()).group_by(segment)).all())
+    counts: dict[str, int] = dict(
+        session.execute(select(segment, func.count()).group_by(segment)).all()
+    )
     return [{"segment": name, "customers": counts.get(name, 0)} for name, _, _ in rules.SEGMENTS]
 
 
@@ -341,6 +346,21 @@ def weekly(session: Session, f: Filters) -> list[dict[str, Any]]:
             "orders": found.get(i, (ZERO, 0))[1],
         }
         for i, name in enumerate(rules.WEEKDAYS)
+    ]
+
+
+def by_location(session: Session, f: Filters) -> list[dict[str, Any]]:
+    s = DailySalesSummary
+    rows = session.execute(
+        select(DimLocation.location_sk, DimLocation.name, func.sum(s.revenue), func.sum(s.orders))
+        .join(DimLocation, DimLocation.location_sk == s.location_sk)
+        .where(_days(s, f))
+        .group_by(DimLocation.location_sk, DimLocation.name)
+        .order_by(DimLocation.name)
+    )
+    return [
+        {"location_id": sk, "location": name, "revenue": Decimal(rev), "orders": int(n)}
+        for sk, name, rev, n in rows
     ]
 
 
@@ -452,6 +472,7 @@ PANELS: dict[str, Callable[[Session, Filters], Any]] = {
     "segments": segments,
     "hourly": hourly,
     "weekly": weekly,
+    "by_location": by_location,
 }
 
 
@@ -472,17 +493,17 @@ def dashboard(session: Session, f: Filters, *, only: set[str] | None = None) -> 
         ),
         "errors": {},
     }
-    jobs: dict[str, Callable[[], Any]] = {
-        name: (lambda panel=panel: panel(session, f)) for name, panel in PANELS.items()
+    jobs: dict[str, Callable[[Session, Filters], Any]] = {
+        **PANELS,
+        "insights": lambda s, flt: insights(s, flt.tenant_id),
+        "product": product_detail,
     }
-    jobs["insights"] = lambda: insights(session, f.tenant_id)
-    jobs["product"] = lambda: product_detail(session, f)
     for name, job in jobs.items():
         if only is not None and name not in only:
             continue
         try:
             with session.begin_nested():
-                out[name] = job()
+                out[name] = job(session, f)
         except Exception as exc:
             log.exception("analytics panel %s failed", name)
             out[name] = None
@@ -513,3 +534,42 @@ def export_rows(session: Session, f: Filters) -> Iterator[tuple[Any, ...]]:
 
 def as_of(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+# --- loading data --------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    dry_run: bool
+    rows: int
+    orders: int
+    problems: list[imports.Problem]
+    loaded: LoadResult | None
+
+
+def import_orders_csv(
+    session: Session, principal: Principal, text: str, *, dry_run: bool
+) -> ImportReport:
+    """Check (dry run) or load an orders CSV (format in analytics/imports.py)."""
+    require_manager(principal)
+    tenant = session.get(Tenant, principal.tenant_id)
+    assert tenant is not None
+    try:
+        parsed = imports.parse_orders_csv(text, tenant.zone)
+    except imports.CsvFormatError as exc:
+        raise RuleViolation(str(exc)) from exc
+    loaded = None
+    if not dry_run and parsed.orders:
+        loader = Loader(session, tenant.id, default_timezone=tenant.timezone)
+        loader.upsert_locations(
+            LocationRecord(imports.SOURCE, name, name, tenant.timezone)
+            for name in sorted(parsed.locations)
+        )
+        loader.upsert_customers(
+            CustomerRecord(imports.SOURCE, key, name)
+            for key, name in parsed.customers.items()
+            if name
+        )
+        loaded = loader.load_orders(parsed.orders)
+    return ImportReport(dry_run, parsed.rows, len(parsed.orders), parsed.problems, loaded)
