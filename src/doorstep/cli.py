@@ -242,6 +242,90 @@ def train_delay(
     out.print(f"stored: {model.version} (active, {scope})", soft_wrap=True)
 
 
+def _train_sales(which: str, tenant: str | None) -> None:
+    """Train the analytics models (churn, demand, LTV) on a tenant's warehouse, each in its own
+    transaction; a model without enough data is reported and the others still train."""
+    from sqlalchemy import select
+
+    from doorstep.analytics import ml, training
+    from doorstep.analytics.models import DailySalesSummary
+    from doorstep.platform.auth import Tenant
+    from doorstep.platform.db import make_engine, make_sessionmaker, transaction
+
+    engine = make_engine(get_settings().database_url)
+    factory = make_sessionmaker(engine)
+    names = training.MODELS if which == "all" else (which,)
+    failed = False
+    with transaction(factory) as session:
+        if tenant is not None:
+            found = session.scalar(select(Tenant).where(Tenant.slug == tenant))
+            tenants = [found] if found is not None else []
+            if not tenants:
+                console.print(f"[red]No tenant '{tenant}'[/red]")
+                raise typer.Exit(2)
+        else:
+            with_sales = select(DailySalesSummary.tenant_id).distinct()
+            tenants = list(session.scalars(select(Tenant).where(Tenant.id.in_(with_sales))))
+        targets = [(t.id, t.name) for t in tenants]
+    if not targets:
+        console.print(
+            "[yellow]No tenant has sales in its warehouse yet: nothing to train.[/yellow]"
+        )
+    table = Table(title="Sales models")
+    for column in ("tenant", "model", "version", "rows", "figures"):
+        table.add_column(column)
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("training", total=len(targets) * len(names))
+        for tenant_id, name in targets:
+            for model in names:
+                progress.update(task, description=f"{name}: {model}")
+                try:
+                    with transaction(factory) as session:
+                        done = training.train(session, tenant_id, model)[0]
+                    figures = ", ".join(f"{k} {v}" for k, v in done.metrics.items())
+                    table.add_row(name, model, done.model_version, f"{done.rows:,}", figures)
+                except ml.NotEnoughData as exc:
+                    failed = True
+                    table.add_row(name, model, "-", "0", f"[yellow]not trained: {exc}[/yellow]")
+                progress.advance(task)
+    engine.dispose()
+    Console(width=200).print(table)
+    if failed and tenant is not None:
+        raise typer.Exit(1)
+
+
+TenantOption = Annotated[
+    str | None, typer.Option(help="The tenant's slug (default: every tenant with sales)")
+]
+
+
+@train_app.command("churn")
+def train_churn(tenant: TenantOption = None) -> None:
+    """Churn probability per customer (RandomForest; AUC held out in time)."""
+    _train_sales("churn", tenant)
+
+
+@train_app.command("demand")
+def train_demand(tenant: TenantOption = None) -> None:
+    """7-day demand forecast per product with intervals (LightGBM; MASE backtest)."""
+    _train_sales("demand", tenant)
+
+
+@train_app.command("ltv")
+def train_ltv(tenant: TenantOption = None) -> None:
+    """Predicted 52-week customer value (BG/NBD + Gamma-Gamma)."""
+    _train_sales("ltv", tenant)
+
+
+@train_app.command("all")
+def train_all(tenant: TenantOption = None) -> None:
+    """Churn, demand and LTV, one after another."""
+    _train_sales("all", tenant)
+
+
 @app.command("create-user")
 def create_user(
     email: Annotated[str, typer.Option(prompt=True, help="Sign-in e-mail")],
