@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -376,6 +377,160 @@ def create_user(
     except DoorstepError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from exc
+
+
+def _square_tenant(session: Any, slug: str | None) -> Any:
+    """The tenant named by `slug`, or the only one with a Square token; exit 2 otherwise."""
+    from sqlalchemy import select
+
+    from doorstep.analytics.models import AnalyticsSource
+    from doorstep.platform.auth import Tenant
+
+    if slug is not None:
+        found = session.scalar(select(Tenant).where(Tenant.slug == slug))
+        if found is None:
+            console.print(f"[red]No tenant '{slug}'[/red]")
+            raise typer.Exit(2)
+        return found
+    connected = list(
+        session.scalars(
+            select(Tenant)
+            .join(AnalyticsSource, AnalyticsSource.tenant_id == Tenant.id)
+            .where(AnalyticsSource.square_token != "")
+            .order_by(Tenant.slug)
+        )
+    )
+    if len(connected) == 1:
+        return connected[0]
+    if not connected:
+        console.print(
+            "[red]No tenant has a Square access token; set one with "
+            "`doorstep square-token --tenant SLUG`[/red]"
+        )
+    else:
+        slugs = ", ".join(t.slug for t in connected)
+        console.print(f"[red]Several tenants have a Square token ({slugs}); pass --tenant[/red]")
+    raise typer.Exit(2)
+
+
+@app.command("sync-square")
+def sync_square_command(
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="The tenant's slug (default: the one tenant with a Square token)"),
+    ] = None,
+    all_orders: Annotated[
+        bool, typer.Option("--all", help="Read every order again (a full backfill)")
+    ] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Read the orders updated since this day (YYYY-MM-DD, the tenant's time zone)",
+        ),
+    ] = None,
+) -> None:
+    """Load a tenant's Square locations, customers and orders into the analytics warehouse.
+    Without --all or --since, only what changed since the last sync (minus 72 hours, for
+    orders taken offline)."""
+    from doorstep.analytics.square import SquareAuthError, SquareError
+    from doorstep.analytics.sync import SyncError, sync_square
+    from doorstep.platform.db import make_engine, make_sessionmaker
+
+    if all_orders and since is not None:
+        console.print("[red]--all and --since exclude each other[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    try:
+        with factory() as session:
+            found = _square_tenant(session, tenant)
+            tenant_id, name = found.id, found.name
+            start = since.replace(tzinfo=found.zone) if since is not None else None
+        mode = "all orders" if all_orders else f"since {since:%Y-%m-%d}" if since else "new orders"
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} orders"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(f"Square → {name} ({mode})", total=None)
+            report = sync_square(
+                factory,
+                tenant_id,
+                full=all_orders,
+                since=start,
+                progress=lambda n: progress.update(task, advance=n),
+            )
+    except SquareAuthError as exc:
+        console.print(f"[red]Square refused the access token: {exc}[/red]")
+        raise typer.Exit(2) from None
+    except SyncError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    except SquareError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    out = Console()
+    out.print(
+        f"synced {report.orders} orders ({report.lines} lines, {report.removed} removed), "
+        f"{report.customers} customers, {report.locations} locations in {report.pages} pages, "
+        f"{report.seconds:.1f} s",
+        soft_wrap=True,
+    )
+    cursor = report.cursor.isoformat() if report.cursor else "none"
+    out.print(f"cursor: {cursor}", soft_wrap=True)
+
+
+@app.command("square-token")
+def square_token_command(
+    tenant: Annotated[str, typer.Option(help="The tenant's slug")],
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Square's API address (default: production, https://connect.squareup.com; "
+            "the sandbox is https://connect.squareupsandbox.com)"
+        ),
+    ] = None,
+) -> None:
+    """Store a tenant's Square access token (asked for, never shown) for `sync-square` and the
+    hourly sync."""
+    from sqlalchemy import select
+
+    from doorstep.analytics.models import AnalyticsSource
+    from doorstep.platform.auth import Tenant
+    from doorstep.platform.db import make_engine, make_sessionmaker, transaction
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            found = session.scalar(select(Tenant).where(Tenant.slug == tenant))
+            if found is None:
+                console.print(f"[red]No tenant '{tenant}'[/red]")
+                raise typer.Exit(2)
+            token = typer.prompt("Square access token", hide_input=True).strip()
+            if not token:
+                console.print("[red]The token is empty[/red]")
+                raise typer.Exit(2)
+            source = session.scalar(
+                select(AnalyticsSource).where(AnalyticsSource.tenant_id == found.id)
+            )
+            if source is None:
+                source = AnalyticsSource(tenant_id=found.id)
+                session.add(source)
+            source.square_token = token
+            source.square_base_url = (base_url or "").strip().rstrip("/")
+            name = found.name
+    finally:
+        engine.dispose()
+    where = base_url or "Square production"
+    console.print(f"[green]stored the Square access token of {name} ({where})[/green]")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from doorstep.platform.auth import Role
 
 
 def analytics_module() -> Module:
-    from doorstep.analytics import feeds, models  # noqa: F401 - tables, the escrow hook
+    from doorstep.analytics import feeds, models, tasks  # noqa: F401 - tables, the escrow hook, jobs
     from doorstep.analytics.api import router as api
     from doorstep.analytics.pages import router as pages
 
