@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from doorstep.analytics import ml, rules, service, training
+from doorstep.analytics import ml, rules, service, tasks, training
 from doorstep.analytics.models import (
     CustomerChurnScore,
     CustomerLtvScore,
@@ -21,6 +21,8 @@ from doorstep.analytics.models import (
     ModelRun,
 )
 from doorstep.analytics.warehouse import Loader, LocationRecord, SaleLine, SaleOrder
+from doorstep.platform import jobs
+from doorstep.platform.jobs import Job
 from tests.conftest import Brokerage
 
 END = date(2026, 6, 30)
@@ -105,3 +107,23 @@ def test_an_empty_warehouse_cannot_be_trained(db: Session, brokerage: Brokerage)
         training.train(db, brokerage.tenant.id)
     with pytest.raises(ValueError, match="model must be one of"):
         training.train(db, brokerage.tenant.id, "weather")
+
+
+def test_the_weekly_job_trains_every_tenant_with_sales(
+    db: Session, trained_shop: int, rival: Brokerage
+) -> None:
+    weekly = [schedule for name, schedule, _ in jobs._schedules if name == tasks.TRAIN_ALL]
+    assert len(weekly) == 1
+    start = datetime(2026, 1, 5)  # a Monday
+    fires = [weekly[0](start + timedelta(minutes=m)) for m in range(14 * 24 * 60)]
+    assert sum(fires) == 2  # once a week
+
+    tasks.train_all(db)
+    tasks.train_all(db)  # the same week: no second job
+    queued = db.scalars(select(Job).where(Job.name == tasks.TRAIN)).all()
+    assert [job.args for job in queued] == [{"tenant_id": trained_shop}]  # not the empty rival
+
+    tasks.train_job(db, tenant_id=trained_shop)
+    assert {run.model for run in db.scalars(select(ModelRun))} == {"churn", "demand", "ltv"}
+    tasks.train_job(db, tenant_id=rival.tenant.id)  # no sales: skipped, not raised
+    assert db.scalar(select(func.count()).select_from(ModelRun)) == 3

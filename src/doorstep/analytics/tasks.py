@@ -1,4 +1,5 @@
-"""Background jobs of the analytics module: the hourly Square sync of every connected tenant."""
+"""Background jobs of the analytics module: the hourly Square sync of every connected tenant and
+the weekly training of the sales models."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from huey import crontab
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from doorstep.analytics.models import AnalyticsSource
+from doorstep.analytics import ml, training
+from doorstep.analytics.models import AnalyticsSource, DailySalesSummary
 from doorstep.analytics.square import SquareAuthError
 from doorstep.analytics.sync import SquareNotConfigured, UnknownTenant, sync_square
 from doorstep.platform import jobs
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 
 SYNC = "analytics.sync_square"
 SYNC_ALL = "analytics.sync_square_all"
+TRAIN = "analytics.train"
+TRAIN_ALL = "analytics.train_all"
 
 
 def _factory(session: Session) -> sessionmaker[Session]:
@@ -63,3 +67,32 @@ def sync_square_all(session: Session) -> None:
 
 
 every(SYNC_ALL, crontab(minute="7"))
+
+
+@job(TRAIN, max_attempts=2, backoff_seconds=600)
+def train_job(session: Session, *, tenant_id: int, model: str = "all") -> None:
+    """Retrain one tenant's sales models; a model without enough data is skipped (logged)."""
+    for name in training.MODELS if model == "all" else (model,):
+        try:
+            with session.begin_nested():
+                training.train(session, tenant_id, name)
+        except ml.NotEnoughData as exc:
+            log.info("analytics model %s of tenant %s not trained: %s", name, tenant_id, exc)
+
+
+@job(TRAIN_ALL, max_attempts=1)
+def train_all(session: Session) -> None:
+    """Enqueue the weekly training of every tenant with sales, once per tenant and week."""
+    week = utcnow().strftime("%G-W%V")
+    with_sales = select(DailySalesSummary.tenant_id).distinct()
+    for tenant_id in session.scalars(with_sales).all():
+        jobs.enqueue(
+            session,
+            TRAIN,
+            args={"tenant_id": tenant_id},
+            key=f"{TRAIN}:{tenant_id}:{week}",
+            tenant_id=tenant_id,
+        )
+
+
+every(TRAIN_ALL, crontab(day_of_week="1", hour="3", minute="30"))  # Mondays, 03:30 UTC
