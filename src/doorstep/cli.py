@@ -479,7 +479,8 @@ def sync_square_command(
     out = Console()
     out.print(
         f"synced {report.orders} orders ({report.lines} lines, {report.removed} removed), "
-        f"{report.customers} customers, {report.locations} locations in {report.pages} pages, "
+        f"{report.customers} customers, {report.locations} locations in {report.pages} "
+        f"page{'' if report.pages == 1 else 's'}, "
         f"{report.seconds:.1f} s",
         soft_wrap=True,
     )
