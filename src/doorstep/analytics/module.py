@@ -12,6 +12,7 @@ from doorstep.platform.auth import Role
 def analytics_module() -> Module:
     from doorstep.analytics import feeds, models, tasks  # noqa: F401 - tables, the escrow hook, jobs
     from doorstep.analytics.api import router as api
+    from doorstep.analytics.demo import seed_demo
     from doorstep.analytics.pages import router as pages
 
     return Module(
@@ -27,4 +28,5 @@ def analytics_module() -> Module:
                 frozenset({Role.admin, Role.broker, Role.analyst}),
             ),
         ),
+        seed_demo=seed_demo,
     )
