@@ -140,6 +140,9 @@ def test_the_cafe_dashboard(page: Page, live_server: LiveServer) -> None:
     query = parse_qs(urlparse(page.url).query)
     location_id = query["location_id"][0]
     expect(page.get_by_test_id("location")).to_have_value(location_id)
+    # The quick period stays chosen when the location changes.
+    assert query["period"] == ["7d"]
+    expect(page.get_by_test_id("preset-7d")).to_have_class(re.compile(r"\bbtn-primary\b"))
     santa_monica = _kpis(page)
     assert santa_monica["orders"] != last_7["orders"]
     assert santa_monica["revenue"] != last_7["revenue"]

@@ -70,7 +70,7 @@ def _charts(board: dict[str, Any]) -> dict[str, Any]:
         )
     if (product := board.get("product")) and product["days"]:
         out["product"] = charts.bars(
-            [{"date": d["date"].strftime("%b %d"), **d} for d in product["days"]],
+            [{**d, "date": d["date"].strftime("%b %d")} for d in product["days"]],
             x="date",
             y="revenue",
         )

@@ -134,6 +134,22 @@
     (root || document).querySelectorAll(".chart[data-spec]").forEach(draw);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
+  // The location filter keeps the other filters (a quick period stays a quick period).
+  function followLocation(select) {
+    select.addEventListener("change", function () {
+      const url = new URL(window.location.href);
+      if (select.value) {
+        url.searchParams.set("location_id", select.value);
+      } else {
+        url.searchParams.delete("location_id");
+      }
+      window.location.assign(url.toString());
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawAll(document);
+    document.querySelectorAll("select[data-location-filter]").forEach(followLocation);
+  });
   document.body && document.body.addEventListener("htmx:afterSwap", function (e) { drawAll(e.target); });
 })();
