@@ -6,7 +6,8 @@
 - `gold`: the star schema the dashboard reads — `fact_sales` (one row per order line, partitioned
   by year on PostgreSQL), `dim_customer`, `dim_product`, `dim_location`, `dim_date` — and the
   rollups refreshed after each load for the affected days only (`daily_sales_summary`,
-  `product_performance`, `hourly_sales`, `customer_daily`, `customer_monthly`).
+  `product_performance`, `hourly_sales`, `customer_daily`, `customer_monthly`) and for the
+  affected customers (`customer_lifetime`, `cohort_activity`).
 - `predictions`: the outputs of the churn, demand and LTV models, and one row per training run.
 
 On PostgreSQL these are real schemas; on SQLite the engine's `schema_translate_map` puts the
@@ -264,7 +265,11 @@ class CustomerDaily(Base):
     """A customer's orders and spend on one day at one location (identified orders only)."""
 
     __tablename__ = "customer_daily"
-    __table_args__ = ({"schema": GOLD},)
+    __table_args__ = (
+        # One customer's days: the refresh of their lifetime row, the models' histories.
+        Index("ix_customer_daily_customer", "tenant_id", "customer_sk", "sale_date"),
+        {"schema": GOLD},
+    )
 
     tenant_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sale_date: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -286,6 +291,62 @@ class CustomerMonthly(Base):
     customer_sk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[Decimal] = mapped_column(MONEY)
+
+
+# Rows of the customer rollups below with `location_sk` ALL_LOCATIONS count every location
+# together (a customer's figures at "any location" cannot be added up from the per-location rows).
+ALL_LOCATIONS = 0
+
+
+class CustomerLifetime(Base):
+    """A customer's whole history at one location (or at every location, `ALL_LOCATIONS`):
+    orders, spend, first and last day, and the days of the 2nd, 5th and 10th latest orders.
+
+    For a period that runs to the end of the data, a customer bought in it when `last_date` is
+    in it, placed at least 2 (5, 10) orders in it when `second_last_date` (`fifth_`, `tenth_`)
+    is, and spent `revenue` up to its end: the dashboard's customers, segments (rules.SEGMENTS)
+    and CLV come from these rows alone, without summing the customer's days."""
+
+    __tablename__ = "customer_lifetime"
+    __table_args__ = (
+        # Covering: a period's customers are read from the index alone.
+        Index(
+            "ix_customer_lifetime_recent",
+            "tenant_id",
+            "location_sk",
+            "last_date",
+            "second_last_date",
+            "fifth_last_date",
+            "tenth_last_date",
+            "revenue",
+        ),
+        {"schema": GOLD},
+    )
+
+    tenant_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    location_sk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    customer_sk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[Decimal] = mapped_column(MONEY)
+    first_date: Mapped[date] = mapped_column(Date)
+    last_date: Mapped[date] = mapped_column(Date)
+    second_last_date: Mapped[date | None] = mapped_column(Date, default=None)
+    fifth_last_date: Mapped[date | None] = mapped_column(Date, default=None)
+    tenth_last_date: Mapped[date | None] = mapped_column(Date, default=None)
+
+
+class CohortActivity(Base):
+    """How many customers of a cohort (month of first purchase) bought in a month, at one
+    location (or at any location, `ALL_LOCATIONS`): the cohort table's cells."""
+
+    __tablename__ = "cohort_activity"
+    __table_args__ = ({"schema": GOLD},)
+
+    tenant_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    location_sk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    cohort_month: Mapped[date] = mapped_column(Date, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer)
 
 
 # --- predictions ---------------------------------------------------------------------------------

@@ -2,14 +2,19 @@
 
 Every figure is read from the gold rollups (never the line items), scoped to the caller's
 tenant. Each panel is computed on its own savepoint: one that fails reports its error and the
-others still render (the seed's graceful degradation)."""
+others still render (the seed's graceful degradation).
+
+The customer figures (the customers KPI, segments, CLV) come from one computation per
+dashboard. For a period that runs to the end of the data (every preset) it reads only the
+`customer_lifetime` rows of the customers who bought in it; for one that ends earlier it sums
+the customers' months and days in the period."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,13 +32,15 @@ from sqlalchemy.orm import Session
 
 from doorstep.analytics import imports, rules
 from doorstep.analytics.models import (
+    ALL_LOCATIONS,
+    CohortActivity,
     CustomerChurnScore,
     CustomerDaily,
+    CustomerLifetime,
     CustomerLtvScore,
     CustomerMonthly,
     DailySalesSummary,
     DemandForecast,
-    DimCustomer,
     DimDate,
     DimLocation,
     DimProduct,
@@ -41,14 +48,21 @@ from doorstep.analytics.models import (
     ModelRun,
     ProductPerformance,
 )
-from doorstep.analytics.warehouse import CustomerRecord, Loader, LoadResult, LocationRecord
+from doorstep.analytics.warehouse import (
+    LATEST_RANKS,
+    CustomerRecord,
+    Loader,
+    LoadResult,
+    LocationRecord,
+)
 from doorstep.platform.auth import Principal, Tenant
 from doorstep.platform.db import utcnow
 from doorstep.platform.errors import Forbidden, NotFound, RuleViolation
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
-EPOCH = date(1970, 1, 1)
+# Figures computed once per dashboard and shared by its panels (see `dashboard`).
+_SHARED = "analytics.dashboard.shared"
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,157 @@ def _per_customer(f: Filters, start: date, end: date) -> Subquery:
     )
 
 
+def _distinct_customers(f: Filters, start: date, end: date) -> Any:
+    """How many customers bought in [start, end] (months and edge days, as `_per_customer`)."""
+    full, edges = rules.split_by_months(start, end)
+    m, d = CustomerMonthly, CustomerDaily
+    parts = []
+    if full:
+        parts.append(
+            select(m.customer_sk).where(
+                m.tenant_id == f.tenant_id, m.month.in_(full), _at(m.location_sk, f)
+            )
+        )
+    for lo, hi in edges:
+        parts.append(
+            select(d.customer_sk).where(
+                d.tenant_id == f.tenant_id, d.sale_date.between(lo, hi), _at(d.location_sk, f)
+            )
+        )
+    rows = union_all(*parts).subquery()
+    return select(func.count(rows.c.customer_sk.distinct()))
+
+
+def _bounds(session: Session, tenant_id: int) -> tuple[date | None, date | None]:
+    """The first and last day with sales."""
+    s = DailySalesSummary
+    first, last = session.execute(
+        select(func.min(s.sale_date), func.max(s.sale_date)).where(s.tenant_id == tenant_id)
+    ).one()
+    return first, last
+
+
+@dataclass(frozen=True)
+class CustomerFigures:
+    customers: int  # who bought in the period
+    previous: int  # who bought in the period before it
+    segments: dict[str, int]
+    clv: dict[str, int]
+
+
+def _segment(orders: Any) -> Any:
+    return case(
+        *[(orders >= low, literal(name)) for name, low, _high in rules.SEGMENTS],
+        else_=literal(""),
+    )
+
+
+def _clv_bucket(value: Any) -> Any:
+    return case(
+        *[
+            (value < high, literal(name))
+            for name, _low, high in rules.CLV_BUCKETS
+            if high is not None
+        ],
+        else_=literal(rules.CLV_BUCKETS[-1][0]),
+    )
+
+
+# A period running to the end of the data reads its segments and CLV buckets off counts of the
+# customers' lifetime rows: how many placed at least 10 (5, 2, 1) orders in it, that is whose
+# 10th (5th, 2nd, 1st) latest order falls in it, and how many spent less than $50 ($100, ...).
+# That holds for segments by descending thresholds and buckets by ascending limits, as rules.py
+# lists them, with a latest-order day kept for each threshold; otherwise the general way is used.
+_LATEST = {1: "last_date", **LATEST_RANKS}
+_LOWS = [low for _name, low, _high in rules.SEGMENTS]
+_LIMITS = [high for _name, _low, high in rules.CLV_BUCKETS if high is not None]
+_COUNTABLE = (
+    all(low in _LATEST for low in _LOWS)
+    and sorted(set(_LOWS), reverse=True) == _LOWS
+    and sorted(set(_LIMITS)) == _LIMITS
+    and [high for *_, high in rules.CLV_BUCKETS[:-1]] == _LIMITS  # only the last is open
+)
+
+
+def customer_figures(session: Session, f: Filters) -> CustomerFigures:
+    """Who bought in the period and before it, their segments (orders in the period) and CLV
+    buckets (lifetime spend up to the period's end). Once per dashboard: its panels share it."""
+    shared = session.info.get(_SHARED)
+    if shared is not None and ("customers", f) in shared:
+        return shared[("customers", f)]
+    p, before = f.period, f.period.previous()
+    first, last = _bounds(session, f.tenant_id)
+    customers, previous = 0, 0
+    segments: dict[str, int] = {}
+    clv: dict[str, int] = {}
+    if first is not None and last is not None:
+        if before.end >= first and before.start <= last:
+            query = _distinct_customers(f, max(before.start, first), min(before.end, last))
+            previous = session.scalar(query) or 0
+        if p.end >= last and p.start <= last and _COUNTABLE:
+            customers, segments, clv = _lifetime_counts(session, f)
+        elif p.end >= first and p.start <= last:
+            for segment, bucket, n in session.execute(_customer_rows(f, first, last)):
+                customers += n
+                segments[segment] = segments.get(segment, 0) + n
+                clv[bucket] = clv.get(bucket, 0) + n
+    figures = CustomerFigures(customers, previous, segments, clv)
+    if shared is not None:
+        shared[("customers", f)] = figures
+    return figures
+
+
+def _lifetime(f: Filters) -> ColumnElement[bool]:
+    lt = CustomerLifetime
+    location = f.location_sk if f.location_sk is not None else ALL_LOCATIONS
+    return (lt.tenant_id == f.tenant_id) & (lt.location_sk == location)
+
+
+def _lifetime_counts(session: Session, f: Filters) -> tuple[int, dict[str, int], dict[str, int]]:
+    """(customers, segments, CLV buckets) for a period running to the end of the data, in one
+    row read from the covering index of the customers' lifetime rows."""
+    lt, start = CustomerLifetime, f.period.start
+    reached = [func.count(case((getattr(lt, _LATEST[low]) >= start, 1))) for low in _LOWS]
+    below = [func.count(case((lt.revenue < limit, 1))) for limit in _LIMITS]
+    total, *counts = session.execute(
+        select(func.count(), *reached, *below).where(_lifetime(f), lt.last_date >= start)
+    ).one()
+    at_least, under = counts[: len(_LOWS)], [*counts[len(_LOWS) :], total]
+    segments = {
+        name: n - more
+        for (name, _, _), n, more in zip(rules.SEGMENTS, at_least, [0, *at_least], strict=False)
+    }
+    clv = {
+        name: n - less
+        for (name, _, _), n, less in zip(rules.CLV_BUCKETS, under, [0, *under], strict=False)
+    }
+    return total, segments, clv
+
+
+def _customer_rows(f: Filters, first: date, last: date) -> Any:
+    """(segment, CLV bucket, customers) for the period, which overlaps [first, last], from the
+    customers' months and days in it."""
+    p, lt = f.period, CustomerLifetime
+    active = _per_customer(f, max(p.start, first), min(p.end, last))
+    spend: Any
+    if p.end >= last:
+        spend = lt.revenue
+        joined = active.join(lt, _lifetime(f) & (lt.customer_sk == active.c.customer_sk))
+    elif (last - p.end).days <= (p.end - first).days:
+        # Lifetime spend less what came after the period: the shorter stretch to read.
+        after = _per_customer(f, p.end + timedelta(days=1), last)
+        spend = lt.revenue - func.coalesce(after.c.revenue, 0)
+        joined = active.join(lt, _lifetime(f) & (lt.customer_sk == active.c.customer_sk))
+        joined = joined.outerjoin(after, after.c.customer_sk == active.c.customer_sk)
+    else:
+        upto = _per_customer(f, first, p.end)
+        spend = upto.c.revenue
+        joined = active.join(upto, upto.c.customer_sk == active.c.customer_sk)
+    # Whole cents: SQLite sums money as floats, and $500.00 must not come out as 499.999...
+    segment, bucket = _segment(active.c.orders), _clv_bucket(func.round(spend, 2))
+    return select(segment, bucket, func.count()).select_from(joined).group_by(segment, bucket)
+
+
 def _totals(session: Session, f: Filters, period: rules.Period) -> dict[str, Any]:
     s = DailySalesSummary
     orders, revenue = session.execute(
@@ -181,12 +346,9 @@ def _totals(session: Session, f: Filters, period: rules.Period) -> dict[str, Any
             func.coalesce(func.sum(s.orders), 0), func.coalesce(func.sum(s.revenue), ZERO)
         ).where(_days(s, f, period))
     ).one()
-    customers = session.scalar(
-        select(func.count()).select_from(_per_customer(f, period.start, period.end))
-    )
     revenue = Decimal(revenue).quantize(Decimal("0.01"))
     aov = (revenue / orders).quantize(Decimal("0.01")) if orders else ZERO
-    return {"orders": int(orders), "revenue": revenue, "aov": aov, "customers": customers or 0}
+    return {"orders": int(orders), "revenue": revenue, "aov": aov}
 
 
 # --- panels --------------------------------------------------------------------------------------
@@ -194,6 +356,8 @@ def _totals(session: Session, f: Filters, period: rules.Period) -> dict[str, Any
 
 def kpis(session: Session, f: Filters) -> dict[str, Any]:
     now, before = _totals(session, f, f.period), _totals(session, f, f.period.previous())
+    people = customer_figures(session, f)
+    now["customers"], before["customers"] = people.customers, people.previous
     cards = {}
     for key in ("orders", "revenue", "aov", "customers"):
         delta = rules.change(now[key], before[key])
@@ -219,18 +383,16 @@ def revenue_trend(session: Session, f: Filters) -> list[dict[str, Any]]:
 
 def cohorts(session: Session, f: Filters) -> dict[str, Any]:
     """Rows: acquisition month; columns: purchase month; values: share of the cohort buying."""
-    m, c = CustomerMonthly, DimCustomer
+    a = CohortActivity
     first, last = f.period.start.replace(day=1), f.period.end.replace(day=1)
+    location = f.location_sk if f.location_sk is not None else ALL_LOCATIONS
     rows = session.execute(
-        select(c.cohort_month, m.month, func.count(m.customer_sk.distinct()))
-        .join(c, c.customer_sk == m.customer_sk)
-        .where(
-            m.tenant_id == f.tenant_id,
-            m.month.between(first, last),
-            c.cohort_month.between(first, last),
-            _at(m.location_sk, f),
+        select(a.cohort_month, a.month, a.customers).where(
+            a.tenant_id == f.tenant_id,
+            a.location_sk == location,
+            a.month.between(first, last),
+            a.cohort_month.between(first, last),
         )
-        .group_by(c.cohort_month, m.month)
     ).all()
     months = sorted({month for _, month, _ in rows})
     if len(months) < 2:
@@ -239,9 +401,7 @@ def cohorts(session: Session, f: Filters) -> dict[str, Any]:
             "rows": [],
             "message": "Need multiple months of data: cohort analysis compares at least two.",
         }
-    active: dict[tuple[date, date], int] = {
-        (cohort, month): n for cohort, month, n in rows if cohort is not None
-    }
+    active: dict[tuple[date, date], int] = {(cohort, month): n for cohort, month, n in rows}
     table = []
     for cohort in sorted({cohort for cohort, _ in active}):
         size = active.get((cohort, cohort), 0)
@@ -257,36 +417,12 @@ def cohorts(session: Session, f: Filters) -> dict[str, Any]:
 
 def clv_distribution(session: Session, f: Filters) -> list[dict[str, Any]]:
     """Customers who bought in the period, by their lifetime spend up to its end."""
-    active = _per_customer(f, f.period.start, f.period.end)
-    lifetime = _per_customer(f, EPOCH, f.period.end)
-    value = lifetime.c.revenue
-    bucket = case(
-        *[
-            (value < high, literal(name))
-            for name, _low, high in rules.CLV_BUCKETS
-            if high is not None
-        ],
-        else_=literal(rules.CLV_BUCKETS[-1][0]),
-    )
-    counts: dict[str, int] = dict(
-        session.execute(
-            select(bucket, func.count())
-            .select_from(lifetime.join(active, active.c.customer_sk == lifetime.c.customer_sk))
-            .group_by(bucket)
-        ).all()
-    )
+    counts = customer_figures(session, f).clv
     return [{"bucket": name, "customers": counts.get(name, 0)} for name, _, _ in rules.CLV_BUCKETS]
 
 
 def segments(session: Session, f: Filters) -> list[dict[str, Any]]:
-    per = _per_customer(f, f.period.start, f.period.end)
-    segment = case(
-        *[(per.c.orders >= low, literal(name)) for name, low, _high in rules.SEGMENTS],
-        else_=literal(""),
-    )
-    counts: dict[str, int] = dict(
-        session.execute(select(segment, func.count()).group_by(segment)).all()
-    )
+    counts = customer_figures(session, f).segments
     return [{"segment": name, "customers": counts.get(name, 0)} for name, _, _ in rules.SEGMENTS]
 
 
@@ -498,16 +634,20 @@ def dashboard(session: Session, f: Filters, *, only: set[str] | None = None) -> 
         "insights": lambda s, flt: insights(s, flt.tenant_id),
         "product": product_detail,
     }
-    for name, job in jobs.items():
-        if only is not None and name not in only:
-            continue
-        try:
-            with session.begin_nested():
-                out[name] = job(session, f)
-        except Exception as exc:
-            log.exception("analytics panel %s failed", name)
-            out[name] = None
-            out["errors"][name] = f"This panel could not be computed ({type(exc).__name__})."
+    session.info[_SHARED] = {}  # the customer figures, computed by the first panel needing them
+    try:
+        for name, job in jobs.items():
+            if only is not None and name not in only:
+                continue
+            try:
+                with session.begin_nested():
+                    out[name] = job(session, f)
+            except Exception as exc:
+                log.exception("analytics panel %s failed", name)
+                out[name] = None
+                out["errors"][name] = f"This panel could not be computed ({type(exc).__name__})."
+    finally:
+        session.info.pop(_SHARED, None)
     return out
 
 

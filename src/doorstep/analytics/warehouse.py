@@ -4,7 +4,9 @@ Every source (the Square API, a CSV upload, the brokerage's closings, the demo) 
 into `SaleOrder`s and hands them to `Loader.load_orders`, which is idempotent: an order is keyed
 by (tenant, source, order key), a new version replaces the old one's lines, a cancelled order
 removes them, and loading the same orders again leaves the same warehouse. Afterwards the
-rollups are recomputed from `fact_sales` for exactly the days (and months) the load touched.
+rollups are recomputed from `fact_sales` for exactly the days (and months) the load touched,
+and the per-customer ones (lifetime, first order, cohort cells) for the customers who bought
+on those days before or after the load.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, delete, func, insert, literal, select, text, update
+from sqlalchemy import and_, case, delete, func, insert, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from doorstep.analytics.models import (
+    ALL_LOCATIONS,
+    CohortActivity,
     CustomerDaily,
+    CustomerLifetime,
     CustomerMonthly,
     DailySalesSummary,
     DimCustomer,
@@ -38,6 +43,8 @@ from doorstep.platform.db import utcnow
 
 BATCH = 2_000
 CANCELED = "CANCELED"
+# customer_lifetime keeps the days of these latest orders (with last_date, the 1st).
+LATEST_RANKS = {2: "second_last_date", 5: "fifth_last_date", 10: "tenth_last_date"}
 
 
 @dataclass(frozen=True)
@@ -362,16 +369,35 @@ class Loader:
     # --- rollups ---------------------------------------------------------------------------------
 
     def refresh(self, days: Iterable[date]) -> None:
-        """Recompute every rollup for these days (and the months they fall in) from the facts."""
+        """Recompute every rollup for these days (and the months they fall in) from the facts,
+        and the per-customer rollups of everyone who bought on them, before or after."""
         touched = sorted(set(days))
         if not touched:
             return
         self._ensure_dates(touched)
+        customers = self._customers_on(touched)
         for chunk in _chunks(touched, 200):
             self._refresh_days(list(chunk))
-        for month in sorted({month_start(day) for day in touched}):
+        months = sorted({month_start(day) for day in touched})
+        for month in months:
             self._refresh_month(month)
-        self._refresh_first_orders(touched)
+        customers |= self._customers_on(touched)
+        moved: set[int] = set()
+        for group in _chunks(sorted(customers), 5000):
+            self._refresh_lifetimes(list(group))
+            moved |= self._refresh_first_orders(list(group))
+        self._refresh_cohorts(set(months) | self._months_of(sorted(moved)))
+
+    def _customers_on(self, days: list[date]) -> set[int]:
+        d = CustomerDaily
+        when = (
+            d.sale_date.in_(days) if len(days) <= 1000 else d.sale_date.between(days[0], days[-1])
+        )
+        return set(
+            self.session.scalars(
+                select(d.customer_sk).where(d.tenant_id == self.tenant_id, when).distinct()
+            )
+        )
 
     def _refresh_days(self, days: list[date]) -> None:
         t = self.tenant_id
@@ -439,48 +465,136 @@ class Loader:
             )
         )
 
-    def _refresh_first_orders(self, days: list[date]) -> None:
-        """Each affected customer's first purchase day (their cohort)."""
-        d = CustomerDaily
-        touched = (
-            select(d.customer_sk)
-            .where(d.tenant_id == self.tenant_id, d.sale_date.in_(days[:1000]))
-            .distinct()
-        )
-        if len(days) > 1000:
-            touched = (
-                select(d.customer_sk)
-                .where(d.tenant_id == self.tenant_id, d.sale_date.between(days[0], days[-1]))
-                .distinct()
+    def _refresh_lifetimes(self, customers: list[int]) -> None:
+        """These customers' lifetime rows, per location and at every location, from their days.
+        A running count of orders from the latest day back finds the 2nd, 5th and 10th latest."""
+        t, d = self.tenant_id, CustomerDaily
+        mine = and_(d.tenant_id == t, d.customer_sk.in_(customers))
+        days = union_all(
+            select(d.location_sk, d.customer_sk, d.sale_date, d.orders, d.revenue).where(mine),
+            select(
+                literal(ALL_LOCATIONS).label("location_sk"),
+                d.customer_sk,
+                d.sale_date,
+                func.sum(d.orders).label("orders"),
+                func.sum(d.revenue).label("revenue"),
             )
-        first = (
-            select(func.min(d.sale_date))
-            .where(d.tenant_id == self.tenant_id, d.customer_sk == DimCustomer.customer_sk)
-            .scalar_subquery()
+            .where(mine)
+            .group_by(d.customer_sk, d.sale_date),
+        ).subquery()
+        latest = (
+            func.sum(days.c.orders)
+            .over(
+                partition_by=(days.c.location_sk, days.c.customer_sk),
+                order_by=days.c.sale_date.desc(),
+                rows=(None, 0),
+            )
+            .label("latest")
         )
+        ranked = select(days, latest).subquery()
+        query = select(
+            literal(t),
+            ranked.c.location_sk,
+            ranked.c.customer_sk,
+            func.sum(ranked.c.orders),
+            func.round(func.sum(ranked.c.revenue), 2),  # SQLite adds floats: whole cents
+            func.min(ranked.c.sale_date),
+            func.max(ranked.c.sale_date),
+            *[
+                func.max(case((ranked.c.latest >= rank, ranked.c.sale_date)))
+                for rank in LATEST_RANKS
+            ],
+        ).group_by(ranked.c.location_sk, ranked.c.customer_sk)
+        lt = CustomerLifetime
+        self.session.execute(delete(lt).where(lt.tenant_id == t, lt.customer_sk.in_(customers)))
         self.session.execute(
-            update(DimCustomer)
-            .where(DimCustomer.tenant_id == self.tenant_id, DimCustomer.customer_sk.in_(touched))
-            .values(first_order_date=first)
-            .execution_options(synchronize_session=False)
-        )
-        cohort = self.session.execute(
-            select(DimCustomer.customer_sk, DimCustomer.first_order_date).where(
-                DimCustomer.tenant_id == self.tenant_id,
-                DimCustomer.customer_sk.in_(touched),
+            insert(lt).from_select(
+                [
+                    "tenant_id",
+                    "location_sk",
+                    "customer_sk",
+                    "orders",
+                    "revenue",
+                    "first_date",
+                    "last_date",
+                    *LATEST_RANKS.values(),
+                ],
+                query,
             )
-        ).all()
-        months: dict[date | None, list[int]] = {}
-        for sk, first_day in cohort:
-            months.setdefault(month_start(first_day) if first_day else None, []).append(sk)
-        for month, sks in months.items():
-            for chunk in _chunks(sks):
-                self.session.execute(
-                    update(DimCustomer)
-                    .where(DimCustomer.customer_sk.in_(chunk))
-                    .values(cohort_month=month)
-                    .execution_options(synchronize_session=False)
+        )
+
+    def _refresh_first_orders(self, customers: list[int]) -> set[int]:
+        """These customers' first purchase day and cohort month (from their lifetime rows);
+        returns those whose cohort changed."""
+        lt = CustomerLifetime
+        first: dict[int, date] = dict(
+            self.session.execute(
+                select(lt.customer_sk, lt.first_date).where(
+                    lt.tenant_id == self.tenant_id,
+                    lt.location_sk == ALL_LOCATIONS,
+                    lt.customer_sk.in_(customers),
                 )
+            ).all()
+        )
+        changes: list[dict[str, Any]] = []
+        moved: set[int] = set()
+        for sk, was_first, was_cohort in self.session.execute(
+            select(
+                DimCustomer.customer_sk, DimCustomer.first_order_date, DimCustomer.cohort_month
+            ).where(DimCustomer.tenant_id == self.tenant_id, DimCustomer.customer_sk.in_(customers))
+        ):
+            day = first.get(sk)
+            cohort = month_start(day) if day else None
+            if (day, cohort) != (was_first, was_cohort):
+                changes.append({"customer_sk": sk, "first_order_date": day, "cohort_month": cohort})
+            if cohort != was_cohort:
+                moved.add(sk)
+        if changes:
+            self.session.execute(update(DimCustomer), changes)
+        return moved
+
+    def _months_of(self, customers: list[int]) -> set[date]:
+        """The months in which these customers bought (their cohort cells there change)."""
+        m = CustomerMonthly
+        months: set[date] = set()
+        for chunk in _chunks(customers, 5000):
+            months.update(
+                self.session.scalars(
+                    select(m.month)
+                    .where(m.tenant_id == self.tenant_id, m.customer_sk.in_(chunk))
+                    .distinct()
+                )
+            )
+        return months
+
+    def _refresh_cohorts(self, months: set[date]) -> None:
+        """The cohort cells of these months: per location, and at any location."""
+        t, m, c = self.tenant_id, CustomerMonthly, DimCustomer
+        columns = ["tenant_id", "location_sk", "month", "cohort_month", "customers"]
+        for month in sorted(months):
+            self.session.execute(
+                delete(CohortActivity).where(
+                    CohortActivity.tenant_id == t, CohortActivity.month == month
+                )
+            )
+            base = (
+                select()
+                .select_from(m)
+                .join(c, c.customer_sk == m.customer_sk)
+                .where(m.tenant_id == t, m.month == month, c.cohort_month.is_not(None))
+            )
+            per_location = base.add_columns(
+                literal(t), m.location_sk, literal(month), c.cohort_month, func.count()
+            ).group_by(m.location_sk, c.cohort_month)
+            anywhere = base.add_columns(
+                literal(t),
+                literal(ALL_LOCATIONS),
+                literal(month),
+                c.cohort_month,
+                func.count(m.customer_sk.distinct()),
+            ).group_by(c.cohort_month)
+            for query in (per_location, anywhere):
+                self.session.execute(insert(CohortActivity).from_select(columns, query))
 
     def _ensure_dates(self, days: list[date]) -> None:
         known = set(
