@@ -10,15 +10,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from doorstep.analytics import service
 from doorstep.platform.auth import Principal
-from doorstep.platform.errors import RuleViolation
-from doorstep.platform.http import DB, CurrentPrincipal, DoorstepRoute
+from doorstep.platform.http import DB, CurrentPrincipal, DoorstepRoute, read_csv_upload
 
 router = APIRouter(prefix="/api/analytics", route_class=DoorstepRoute, tags=["analytics"])
 
@@ -47,8 +46,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-@router.get("/dashboard")
-def dashboard(
+def _filters(
     db: DB,
     principal: CurrentPrincipal,
     start: Start = None,
@@ -56,9 +54,10 @@ def dashboard(
     period: Preset = None,
     location_id: LocationId = None,
     product_id: ProductId = None,
-) -> dict[str, Any]:
-    """Every KPI and panel of the dashboard for the filters (30 days to today by default)."""
-    f = service.filters(
+) -> service.Filters:
+    """The query's filters, checked against the caller's tenant (the dashboard and the export
+    read the same ones)."""
+    return service.filters(
         db,
         principal,
         preset=period,
@@ -67,6 +66,14 @@ def dashboard(
         location_id=location_id,
         product_id=product_id,
     )
+
+
+Chosen = Annotated[service.Filters, Depends(_filters)]
+
+
+@router.get("/dashboard")
+def dashboard(db: DB, f: Chosen) -> dict[str, Any]:
+    """Every KPI and panel of the dashboard for the filters (30 days to today by default)."""
     return plain(service.dashboard(db, f))
 
 
@@ -92,42 +99,14 @@ def _csv_stream(factory: sessionmaker[Session], f: service.Filters) -> Iterator[
 
 
 @router.get("/export.csv")
-def export_csv(
-    request: Request,
-    db: DB,
-    principal: CurrentPrincipal,
-    start: Start = None,
-    end: End = None,
-    period: Preset = None,
-    location_id: LocationId = None,
-    product_id: ProductId = None,
-) -> StreamingResponse:
+def export_csv(request: Request, f: Chosen) -> StreamingResponse:
     """The filtered data as CSV: date, location, product, quantity, revenue, order_count."""
-    f = service.filters(
-        db,
-        principal,
-        preset=period,
-        start=start,
-        end=end,
-        location_id=location_id,
-        product_id=product_id,
-    )
     name = f"sales_{f.period.start.isoformat()}_{f.period.end.isoformat()}.csv"
     return StreamingResponse(
         _csv_stream(request.app.state.sessionmaker, f),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-async def read_csv(file: UploadFile) -> str:
-    data = await file.read(MAX_CSV_BYTES + 1)
-    if len(data) > MAX_CSV_BYTES:
-        raise RuleViolation(f"The CSV is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise RuleViolation("The CSV must be UTF-8 text") from None
 
 
 def _report(db: Session, principal: Principal, text: str, dry_run: bool) -> dict[str, Any]:
@@ -153,5 +132,5 @@ async def import_orders(
     """Check (dry_run, the default) or load orders from a CSV. Orders with a bad row are left
     out whole and listed in `problems`; the others load."""
     service.require_manager(principal)
-    text = await read_csv(file)
+    text = await read_csv_upload(file, max_bytes=MAX_CSV_BYTES)
     return await run_in_threadpool(_report, db, principal, text, dry_run)

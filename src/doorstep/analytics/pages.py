@@ -3,7 +3,6 @@ chart a shared spec from web/charts.py; a refused filter is shown with its reaso
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -16,22 +15,13 @@ from doorstep.platform.auth import Principal
 from doorstep.platform.errors import NotFound, RuleViolation
 from doorstep.platform.http import DB, DoorstepRoute, require_role
 from doorstep.web import charts
-from doorstep.web.formatting import local_time, money
+from doorstep.web.formatting import local_time, money, parse_day
 from doorstep.web.templating import render
 
 router = APIRouter(route_class=DoorstepRoute, include_in_schema=False)
 Viewer = Annotated[Principal, require_role(*rules.VIEWER_ROLES)]
 Text = Annotated[str | None, Query(max_length=40)]
 PRESETS = {"7d": "7D", "30d": "30D", "90d": "90D", "ytd": "YTD"}
-
-
-def _day(text: str | None, name: str) -> date | None:
-    if not text or not text.strip():
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise RuleViolation(f"{name} must be a date (YYYY-MM-DD), got {text.strip()!r}") from None
 
 
 def _number(text: str | None, name: str) -> int | None:
@@ -95,8 +85,8 @@ def analytics_page(
             db,
             principal,
             preset=(period or "").strip() or None,
-            start=_day(start, "Start date"),
-            end=_day(end, "End date"),
+            start=parse_day(start, "Start date"),
+            end=parse_day(end, "End date"),
             location_id=_number(location_id, "Location"),
             product_id=_number(product_id, "Product"),
         )

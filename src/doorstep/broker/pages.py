@@ -22,7 +22,7 @@ from doorstep.platform.auth import Principal, Role, Tenant, User
 from doorstep.platform.db import utcnow
 from doorstep.platform.errors import RuleViolation
 from doorstep.platform.http import DB, DoorstepRoute, require_role
-from doorstep.web.formatting import local_time, money
+from doorstep.web.formatting import local_time, money, parse_day
 from doorstep.web.templating import flash, render
 
 router = APIRouter(route_class=DoorstepRoute, include_in_schema=False)
@@ -125,15 +125,6 @@ class Chosen:
     error: str | None
 
 
-def _parse_day(text: str | None, name: str) -> date | None:
-    if not text or not text.strip():
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise RuleViolation(f"{name} must be a date (YYYY-MM-DD), got {text.strip()!r}") from None
-
-
 def choose_period(
     db: Session,
     principal: Principal,
@@ -155,8 +146,8 @@ def choose_period(
                 db,
                 tenant_id=principal.tenant_id,
                 period=None,
-                start_date=_parse_day(typed_start, "Start date") or _missing("start"),
-                end_date=_parse_day(typed_end, "End date") or _missing("end"),
+                start_date=parse_day(typed_start, "Start date") or _missing("start"),
+                end_date=parse_day(typed_end, "End date") or _missing("end"),
             )
         else:
             window = service.period_window(

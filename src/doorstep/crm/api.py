@@ -59,7 +59,13 @@ from doorstep.crm.schemas import (
 )
 from doorstep.platform.auth import Principal, Role, User
 from doorstep.platform.errors import RuleViolation
-from doorstep.platform.http import DB, CurrentPrincipal, DoorstepRoute, require_role
+from doorstep.platform.http import (
+    DB,
+    CurrentPrincipal,
+    DoorstepRoute,
+    read_csv_upload,
+    require_role,
+)
 
 router = APIRouter(prefix="/api", route_class=DoorstepRoute, tags=["crm"])
 Admin = Annotated[Principal, require_role(Role.admin)]
@@ -308,16 +314,6 @@ class ImportReport(BaseModel):
     lead_ids: list[int]
 
 
-async def read_csv(file: UploadFile) -> str:
-    data = await file.read(MAX_CSV_BYTES + 1)
-    if len(data) > MAX_CSV_BYTES:
-        raise RuleViolation(f"The CSV is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise RuleViolation("The CSV must be UTF-8 text") from None
-
-
 @router.post("/leads/import", response_model=ImportReport)
 async def import_leads(
     db: DB,
@@ -328,7 +324,7 @@ async def import_leads(
 ) -> ImportReport:
     """Check (dry_run, the default) or import a lead CSV. While rows have errors nothing is
     imported unless `only_valid` is set."""
-    text = await read_csv(file)
+    text = await read_csv_upload(file, max_bytes=MAX_CSV_BYTES)
     return await run_in_threadpool(import_report, db, principal, text, dry_run, only_valid)
 
 

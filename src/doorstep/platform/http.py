@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request, Response, UploadFile
 from fastapi import params as fastapi_params
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +26,7 @@ from doorstep.platform.errors import (
     Forbidden,
     InvalidToken,
     NotAuthenticated,
+    RuleViolation,
     UnsupportedMediaType,
 )
 from doorstep.platform.events import BUS_KEY
@@ -281,3 +282,14 @@ def wants_html(request: Request) -> bool:
     if request.url.path.startswith("/api/"):
         return False
     return is_htmx(request) or "text/html" in request.headers.get("accept", "")
+
+
+async def read_csv_upload(file: UploadFile, *, max_bytes: int) -> str:
+    """An uploaded CSV as text: refused (422) past `max_bytes` or when it is not UTF-8."""
+    data = await file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RuleViolation(f"The CSV is larger than {max_bytes // (1024 * 1024)} MB")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RuleViolation("The CSV must be UTF-8 text") from None

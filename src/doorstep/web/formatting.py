@@ -1,13 +1,14 @@
-"""Small helpers every module's pages share: money, times in the brokerage's zone, safe
-redirect targets."""
+"""Small helpers every module's pages share: money, times in the brokerage's zone, dates typed
+in forms, safe redirect targets."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from doorstep.platform.auth import Tenant
+from doorstep.platform.errors import RuleViolation
 
 
 def money(value: Decimal | int | float | None) -> str:
@@ -27,6 +28,16 @@ def local_time(tenant: Tenant) -> Callable[..., str]:
         return aware.astimezone(zone).strftime(fmt)
 
     return show
+
+
+def parse_day(text: str | None, name: str) -> date | None:
+    """A date typed in a filter form (YYYY-MM-DD); empty is None, anything else is refused."""
+    if not text or not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise RuleViolation(f"{name} must be a date (YYYY-MM-DD), got {text.strip()!r}") from None
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
