@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -25,14 +23,8 @@ TOKEN = "EAAAl-test-0123456789-square-secret-token"
 WRONG_TOKEN = "EAAAl-wrong-9876543210-revoked-secret"
 
 
-@pytest.fixture(autouse=True)
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The SDK's and the reader's backoff waits, recorded instead of slept."""
-    waits: list[float] = []
-    fake_time = SimpleNamespace(sleep=waits.append, time=time.time)
-    monkeypatch.setattr("square.core.http_client.time", fake_time)
-    monkeypatch.setattr("doorstep.analytics.square.time", fake_time)
-    return waits
+# Backoff waits are recorded instead of slept (`sleeps` in tests/analytics/conftest.py).
+pytestmark = pytest.mark.usefixtures("sleeps")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -65,14 +64,8 @@ PAGE = 40  # SearchOrders page of these tests: several pages, several transactio
 CENT = Decimal("0.01")
 
 
-@pytest.fixture(autouse=True)
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The SDK's and the reader's backoff waits, recorded instead of slept."""
-    waits: list[float] = []
-    fake_time = SimpleNamespace(sleep=waits.append, time=time.time)
-    monkeypatch.setattr("square.core.http_client.time", fake_time)
-    monkeypatch.setattr("doorstep.analytics.square.time", fake_time)
-    return waits
+# Backoff waits are recorded instead of slept (`sleeps` in tests/analytics/conftest.py).
+pytestmark = pytest.mark.usefixtures("sleeps")
 
 
 @pytest.fixture
