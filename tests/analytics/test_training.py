@@ -18,6 +18,7 @@ from doorstep.analytics.models import (
     CustomerLtvScore,
     DemandForecast,
     DimCustomer,
+    FactSales,
     ModelRun,
 )
 from doorstep.analytics.warehouse import Loader, LocationRecord, SaleLine, SaleOrder
@@ -78,8 +79,10 @@ def test_training_stores_every_model_with_its_figures(db: Session, trained_shop:
     assert results["ltv"].metrics["r"] > 0
     forecast_days = set(db.scalars(select(DemandForecast.forecast_date)))
     assert forecast_days == {END + timedelta(days=i) for i in range(1, 8)}
-    probabilities = list(db.scalars(select(CustomerChurnScore.probability)))
-    assert all(0 <= p <= 1 for p in probabilities)
+    scores = dict(
+        db.execute(select(CustomerChurnScore.customer_sk, CustomerChurnScore.probability)).all()
+    )
+    assert all(0 <= p <= 1 for p in scores.values())
     assert all(v >= 0 for v in db.scalars(select(CustomerLtvScore.predicted_ltv)))
 
     board = service.dashboard(
@@ -87,7 +90,17 @@ def test_training_stores_every_model_with_its_figures(db: Session, trained_shop:
     )
     ai = board["insights"]
     assert ai["available"] is True
-    assert ai["churn"]["at_risk"] == sum(1 for p in probabilities if p > 0.7)
+    # The alert counts customers who bought in the last 90 days of the data, from the facts.
+    recent = set(
+        db.scalars(
+            select(FactSales.customer_sk)
+            .where(FactSales.sale_date > END - timedelta(days=90))
+            .distinct()
+        )
+    ) - {None}
+    assert ai["churn"]["scored"] == len(recent)
+    assert ai["churn"]["at_risk"] == sum(1 for sk in recent if scores[sk] > 0.7)
+    assert 0 < len(recent) < len(scores)
     assert ai["churn"]["model_version"] == results["churn"].model_version
     assert ai["demand"]["product"] in {name for _, name, _ in MENU}
     average = db.scalar(select(func.avg(CustomerLtvScore.predicted_ltv)))

@@ -34,6 +34,8 @@ CLV_BUCKETS: tuple[tuple[str, Decimal, Decimal | None], ...] = (
     ("$500+", Decimal(500), None),
 )
 CHURN_ALERT = 0.7
+# The churn alert counts customers who bought in this many last days of the data.
+ACTIVE_DAYS = 90
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 
 

@@ -545,16 +545,35 @@ def insights(session: Session, tenant_id: int) -> dict[str, Any]:
     }
     out: dict[str, Any] = {"available": bool(runs), "churn": None, "demand": None, "ltv": None}
     if (run := runs.get("churn")) is not None:
-        c = CustomerChurnScore
-        mine = (c.tenant_id == tenant_id) & (c.model_version == run.model_version)
-        at_risk = session.scalar(
-            select(func.count()).where(mine, c.probability > rules.CHURN_ALERT)
+        # Of the customers still active (a purchase in the last ACTIVE_DAYS of the data): those
+        # long gone score high too, but there is no one left to win back among them.
+        c, life = CustomerChurnScore, CustomerLifetime
+        last = session.scalar(
+            select(func.max(DailySalesSummary.sale_date)).where(
+                DailySalesSummary.tenant_id == tenant_id
+            )
         )
-        scored = session.scalar(select(func.count()).where(mine))
+        since = last - timedelta(days=rules.ACTIVE_DAYS - 1) if last else date.max
+        active = (
+            select(func.count(), func.count().filter(c.probability > rules.CHURN_ALERT))
+            .join(
+                life,
+                (life.tenant_id == c.tenant_id)
+                & (life.customer_sk == c.customer_sk)
+                & (life.location_sk == ALL_LOCATIONS),
+            )
+            .where(
+                c.tenant_id == tenant_id,
+                c.model_version == run.model_version,
+                life.last_date >= since,
+            )
+        )
+        scored, at_risk = session.execute(active).one()
         out["churn"] = {
             "at_risk": at_risk or 0,
             "scored": scored or 0,
             "threshold": rules.CHURN_ALERT,
+            "active_days": rules.ACTIVE_DAYS,
             **_freshness(run),
         }
     if (run := runs.get("demand")) is not None:
