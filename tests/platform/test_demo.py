@@ -19,7 +19,10 @@ def _snapshot(session: Session) -> tuple[int, int, int, list[tuple[str, str]]]:
     users = session.scalar(select(func.count()).select_from(User)) or 0
     tenants = session.scalar(select(func.count()).select_from(Tenant)) or 0
     audit = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
-    people = list(session.execute(select(User.email, User.full_name).order_by(User.email)).tuples())
+    people = [
+        tuple(row)
+        for row in session.execute(select(User.email, User.full_name).order_by(User.email))
+    ]
     return users, tenants, audit, people
 
 
@@ -55,7 +58,7 @@ def test_seed_is_complete_deterministic_and_idempotent(tmp_path: Path) -> None:
             assert by_email["analyst@doorstep.demo"].role == Role.analyst
             assert verify_password(buyer.password_hash, "doorstep-demo")
             tenants = {t.slug for t in session.scalars(select(Tenant))}
-            assert tenants == {"riley-realty", "harbor-homes"}
+            assert tenants == {"riley-realty", "harbor-homes", "morning-ritual"}
         with transaction(factory) as session:
             seed_demo(session, password="doorstep-demo")
         with transaction(factory) as session:
