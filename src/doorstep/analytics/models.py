@@ -372,6 +372,8 @@ class CustomerChurnScore(TenantMixin, Base):
     __tablename__ = "customer_churn_scores"
     __table_args__ = (
         Index("ix_churn_scores_tenant", "tenant_id", "probability"),
+        # The churn alert joins a tenant's scores with its customers' lifetime rows.
+        Index("ix_churn_scores_customer", "tenant_id", "customer_sk"),
         {"schema": PREDICTIONS},
     )
 

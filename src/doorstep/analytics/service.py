@@ -556,6 +556,7 @@ def insights(session: Session, tenant_id: int) -> dict[str, Any]:
         since = last - timedelta(days=rules.ACTIVE_DAYS - 1) if last else date.max
         active = (
             select(func.count(), func.count().filter(c.probability > rules.CHURN_ALERT))
+            .select_from(c)
             .join(
                 life,
                 (life.tenant_id == c.tenant_id)
