@@ -105,12 +105,17 @@ def clv_bucket(value: Decimal) -> str:
     return CLV_BUCKETS[0][0]  # a refund-heavy customer below zero counts as entry level
 
 
+def next_month(day: date) -> date:
+    """The first day of the month after `day`'s."""
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
 def months_between(first: date, last: date) -> list[date]:
     """First days of the months from `first`'s to `last`'s, inclusive."""
     months, month = [], first.replace(day=1)
     while month <= last:
         months.append(month)
-        month = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        month = next_month(month)
     return months
 
 
@@ -121,7 +126,7 @@ def split_by_months(start: date, end: date) -> tuple[list[date], list[tuple[date
     full: list[date] = []
     edges: list[tuple[date, date]] = []
     for month in months_between(start, end):
-        last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        last = next_month(month) - timedelta(days=1)
         lo, hi = max(month, start), min(last, end)
         if lo == month and hi == last:
             full.append(month)

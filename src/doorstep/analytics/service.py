@@ -91,12 +91,14 @@ def today_for(session: Session, tenant_id: int) -> date:
     return utcnow().astimezone(tenant.zone).date() if tenant else utcnow().date()
 
 
-def first_day(session: Session, tenant_id: int) -> date | None:
-    return session.scalar(
-        select(func.min(DailySalesSummary.sale_date)).where(
-            DailySalesSummary.tenant_id == tenant_id
-        )
-    )
+def data_bounds(session: Session, tenant_id: int) -> tuple[date | None, date | None]:
+    """The first and last day with sales (the range "all", the data's freshness, "now" for the
+    models and the churn alert)."""
+    s = DailySalesSummary
+    first, last = session.execute(
+        select(func.min(s.sale_date), func.max(s.sale_date)).where(s.tenant_id == tenant_id)
+    ).one()
+    return first, last
 
 
 def filters(
@@ -118,7 +120,7 @@ def filters(
             start=start,
             end=end,
             today=today_for(session, tenant_id),
-            first=first_day(session, tenant_id),
+            first=data_bounds(session, tenant_id)[0],
         )
     except rules.FilterError as exc:
         raise RuleViolation(str(exc)) from exc
@@ -209,15 +211,6 @@ def _distinct_customers(f: Filters, start: date, end: date) -> Any:
     return select(func.count(rows.c.customer_sk.distinct()))
 
 
-def _bounds(session: Session, tenant_id: int) -> tuple[date | None, date | None]:
-    """The first and last day with sales."""
-    s = DailySalesSummary
-    first, last = session.execute(
-        select(func.min(s.sale_date), func.max(s.sale_date)).where(s.tenant_id == tenant_id)
-    ).one()
-    return first, last
-
-
 @dataclass(frozen=True)
 class CustomerFigures:
     customers: int  # who bought in the period
@@ -267,7 +260,7 @@ def customer_figures(session: Session, f: Filters) -> CustomerFigures:
     if shared is not None and ("customers", f) in shared:
         return shared[("customers", f)]
     p, before = f.period, f.period.previous()
-    first, last = _bounds(session, f.tenant_id)
+    first, last = data_bounds(session, f.tenant_id)
     customers, previous = 0, 0
     segments: dict[str, int] = {}
     clv: dict[str, int] = {}
@@ -548,11 +541,7 @@ def insights(session: Session, tenant_id: int) -> dict[str, Any]:
         # Of the customers still active (a purchase in the last ACTIVE_DAYS of the data): those
         # long gone score high too, but there is no one left to win back among them.
         c, life = CustomerChurnScore, CustomerLifetime
-        last = session.scalar(
-            select(func.max(DailySalesSummary.sale_date)).where(
-                DailySalesSummary.tenant_id == tenant_id
-            )
-        )
+        last = data_bounds(session, tenant_id)[1]
         since = last - timedelta(days=rules.ACTIVE_DAYS - 1) if last else date.max
         active = (
             select(func.count(), func.count().filter(c.probability > rules.CHURN_ALERT))
@@ -642,11 +631,7 @@ def dashboard(session: Session, f: Filters, *, only: set[str] | None = None) -> 
             "location_id": f.location_sk,
             "product_id": f.product_sk,
         },
-        "data_through": session.scalar(
-            select(func.max(DailySalesSummary.sale_date)).where(
-                DailySalesSummary.tenant_id == f.tenant_id
-            )
-        ),
+        "data_through": data_bounds(session, f.tenant_id)[1],
         "errors": {},
     }
     jobs: dict[str, Callable[[Session, Filters], Any]] = {

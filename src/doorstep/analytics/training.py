@@ -21,12 +21,11 @@ import pandas as pd
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from doorstep.analytics import ltv, ml
+from doorstep.analytics import ltv, ml, rules, service
 from doorstep.analytics.models import (
     CustomerChurnScore,
     CustomerDaily,
     CustomerLtvScore,
-    DailySalesSummary,
     DemandForecast,
     ModelRun,
     ProductPerformance,
@@ -47,14 +46,6 @@ class Trained:
     model_version: str
     rows: int
     metrics: dict[str, Any]
-
-
-def last_day(session: Session, tenant_id: int) -> date | None:
-    return session.scalar(
-        select(func.max(DailySalesSummary.sale_date)).where(
-            DailySalesSummary.tenant_id == tenant_id
-        )
-    )
 
 
 def _customer_days(session: Session, tenant_id: int, through: date) -> pd.DataFrame:
@@ -109,7 +100,7 @@ def train_churn(session: Session, tenant_id: int, through: date) -> Trained:
         "auc": round(result.auc, 4),
         "n_train": result.n_train,
         "n_validation": result.n_validation,
-        "at_risk": int((result.scores["probability"] > 0.7).sum()),
+        "at_risk": int((result.scores["probability"] > rules.CHURN_ALERT).sum()),
         "as_of": through.isoformat(),
     }
     _run(session, tenant_id, "churn", result.model_version, metrics)
@@ -242,7 +233,7 @@ def train(session: Session, tenant_id: int, which: str = "all") -> list[Trained]
     """Train one model or all three; raises `ml.NotEnoughData` when there is nothing to learn."""
     if which != "all" and which not in TRAINERS:
         raise ValueError(f"model must be one of {', '.join(MODELS)} or all")
-    through = last_day(session, tenant_id)
+    through = service.data_bounds(session, tenant_id)[1]
     if through is None:
         raise ml.NotEnoughData("the warehouse has no sales yet: load orders first")
     names = MODELS if which == "all" else (which,)

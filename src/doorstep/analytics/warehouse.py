@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,6 +39,7 @@ from doorstep.analytics.models import (
     SilverLocation,
     SilverProduct,
 )
+from doorstep.analytics.rules import next_month
 from doorstep.platform.db import utcnow
 
 BATCH = 2_000
@@ -108,10 +109,6 @@ def zone(name: str) -> ZoneInfo:
 
 def month_start(day: date) -> date:
     return day.replace(day=1)
-
-
-def next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 T = TypeVar("T")
