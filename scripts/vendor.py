@@ -28,6 +28,8 @@ ASSETS: list[tuple[str, str]] = [
     ("vega/build/vega.min.js", "vega/vega.min.js"),
     ("vega-lite/build/vega-lite.min.js", "vega/vega-lite.min.js"),
     ("vega-embed/build/vega-embed.min.js", "vega/vega-embed.min.js"),
+    # The live dashboard's Socket.IO client (seed 002): the self-contained browser bundle.
+    ("socket.io-client/dist/socket.io.min.js", "socket.io/socket.io.min.js"),
 ]
 
 

@@ -23,7 +23,10 @@ from starlette.routing import Route
 from doorstep import __version__
 from doorstep.config import Settings, get_settings
 from doorstep.modules import installed_modules
-from doorstep.platform import notify  # noqa: F401 - registers its tables, types and jobs
+from doorstep.platform import (
+    auth_cache,
+    notify,  # noqa: F401 - registers its tables, types and jobs
+)
 from doorstep.platform import tasks as platform_tasks  # noqa: F401 - registers its jobs
 from doorstep.platform.auth import Tenant, TokenSettings
 from doorstep.platform.db import make_engine, make_sessionmaker
@@ -40,6 +43,7 @@ from doorstep.platform.observability import (
 from doorstep.platform.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from doorstep.platform.realtime import Hub
 from doorstep.platform.realtime import router as realtime_router
+from doorstep.reports.sio import DashboardEdge
 from doorstep.web.templating import WEB_DIR, build_templates, render
 
 log = logging.getLogger("doorstep")
@@ -50,10 +54,12 @@ installed_modules()
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the hub and its bus, and (embedded mode) the in-process job threads."""
+    """Start the hub and its bus, the Socket.IO edge's pushes, and (embedded mode) the
+    in-process job threads."""
     hub: Hub = app.state.hub
-    await app.state.bus.start(hub.announce)
+    await app.state.bus.start(hub.announce, auth_cache.invalidate_local)
     await hub.start()
+    await app.state.socketio.start()
     if app.state.run_jobs:
         app.state.jobs.start_in_process()
     try:
@@ -61,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if app.state.run_jobs:
             await run_in_threadpool(app.state.jobs.stop)
+        await app.state.socketio.stop()
         await hub.stop()
         await app.state.bus.stop()
 
@@ -85,6 +92,7 @@ def create_app(settings: Settings | None = None, *, sessionmaker: Any = None) ->
         app.state.engine = make_engine(settings.database_url)
         sessionmaker = make_sessionmaker(app.state.engine)
     app.state.sessionmaker = sessionmaker
+    app.state.session_cache = auth_cache.SessionCache(ttl=settings.auth_cache_seconds)
     app.state.token_settings = TokenSettings(
         secret_key=settings.resolved_secret_key(),
         access_minutes=settings.access_token_minutes,
@@ -132,6 +140,9 @@ def create_app(settings: Settings | None = None, *, sessionmaker: Any = None) ->
         ]
     )
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    # The live dashboard's Socket.IO edge (seed 002), fed by the same hub as /ws.
+    app.state.socketio = DashboardEdge(app)
+    app.mount("/socket.io", app.state.socketio.asgi, name="socket.io")
     _install_error_handlers(app)
     app.add_middleware(
         RequestMiddleware,

@@ -136,7 +136,11 @@ def worker(
             "[yellow]DOORSTEP_REDIS_URL is not set: this worker will share the embedded SQLite "
             "queue with the server, which already runs jobs itself.[/yellow]"
         )
+    from doorstep.reports import render
+
     runner = JobRunner(settings, make_sessionmaker(make_engine(settings.database_url)))
+    # Pay the report writers' start-up (imports, the chart engine: seconds) before the first job.
+    render.warm_up()
     console.print(f"[green]worker started with {workers} threads[/green]")
     runner.run_worker(workers)
 

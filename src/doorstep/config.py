@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1)
     refresh_token_days: int = Field(default=14, ge=1)
     session_days: int = Field(default=7, ge=1)
+    auth_cache_seconds: float = Field(
+        default=30,
+        ge=0,
+        description=(
+            "How long a process trusts a session check it made (0: check every request). "
+            "Revocations and user changes made through Doorstep reach every process at once."
+        ),
+    )
     login_attempts: int = Field(default=10, ge=1, description="Failed logins allowed per window.")
     login_window_seconds: int = Field(default=300, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -51,6 +59,9 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(default=1000, ge=10, description="Events buffered per slow client.")
     ws_heartbeat_seconds: float = Field(default=20, gt=0)
     ws_idle_seconds: float = Field(default=90, gt=0, description="Close silent connections.")
+    dashboard_interval_seconds: int = Field(
+        default=15, ge=10, le=60, description="Live dashboard push period (seed 002: 10-60 s)."
+    )
     jobs_path: str = Field(
         default=str(VAR_DIR / "jobs.db"), description="Embedded job queue file (SQLite)."
     )

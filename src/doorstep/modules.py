@@ -41,6 +41,7 @@ def installed_modules() -> list[Module]:
     from doorstep.broker.module import broker_module
     from doorstep.crm.module import crm_module
     from doorstep.platform.module import platform_module
+    from doorstep.reports.module import reports_module
     from doorstep.transactions.module import transactions_module
 
     return [
@@ -49,6 +50,7 @@ def installed_modules() -> list[Module]:
         transactions_module(),
         broker_module(),
         analytics_module(),
+        reports_module(),
     ]
 
 

@@ -316,3 +316,53 @@ def test_monthly_snapshots_are_backfilled_once(
     assert row.period_end == last
     assert row.broker_id == brokerage.broker.id
     assert datetime.now(UTC) > row.created_at
+
+
+def test_a_lead_changed_in_a_closed_month_changes_the_figures(
+    db: Session, brokerage: Brokerage, factory: Factory
+) -> None:
+    """The KPIs count leads as they are now, even those of months whose `agent_kpis` snapshot
+    is already written: a lead won, made private or deleted after its month closed moves the
+    figures. (This is why the dashboard does not add snapshots of closed months to a live count
+    of the open one: the snapshot would keep the old stage; see docs/performance.md.)"""
+    data = populate(db, brokerage, factory, 13)
+    agent = brokerage.agent
+    old = NOW - timedelta(days=75)  # two or three months back: a closed, snapshotted month
+    won, hidden = (
+        Lead(
+            tenant_id=brokerage.tenant.id,
+            agent_id=agent.id,
+            name=f"Old Lead {n}",
+            stage="needs_analysis",
+            is_private=False,
+            created_at=old,
+        )
+        for n in range(2)
+    )
+    data["leads"] += [won, hidden]
+    db.add_all([won, hidden])
+    db.commit()
+    assert service.backfill(db, tenant_id=brokerage.tenant.id, months=4, today=NOW.date())
+    db.commit()
+    principal = principal_of(brokerage.broker)
+    window = service.period_window(
+        db, tenant_id=brokerage.tenant.id, period="30d", start_date=None, end_date=None
+    )
+
+    def figures() -> tuple[int, int, float | None]:
+        kpis = service.agent_kpis(db, principal=principal, window=window)
+        [k] = [k for k in kpis if k.agent_id == agent.id]
+        want = expected(data, agent, window)
+        have = (k.total_leads, k.converted_leads, k.conversion_rate)
+        assert have == (want["total_leads"], want["converted_leads"], want["conversion_rate"])
+        return have
+
+    total, converted, _rate = figures()
+    won.stage = "closed_won"
+    hidden.is_private = True
+    db.commit()
+    assert figures()[:2] == (total - 1, converted + 1)
+    db.delete(won)
+    data["leads"].remove(won)
+    db.commit()
+    assert figures()[:2] == (total - 2, converted)

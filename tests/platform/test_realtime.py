@@ -35,6 +35,7 @@ from tests.platform.realtime_helpers import (
     AGENT,
     BUYER,
     HARBOR_ADMIN,
+    TIMEOUT,
     Api,
     Client,
     Server,
@@ -286,6 +287,27 @@ async def test_a_change_made_through_one_server_reaches_a_client_of_another(site
         assert len(delivered) == 20
         # The hub also polls every second; a median far below that shows the bus delivered.
         assert statistics.median(latencies) < 0.5, ms
+
+
+@pytest.mark.skipif(
+    not PRODUCTION,
+    reason="needs two server processes sharing one PostgreSQL database and Redis "
+    "(production mode: scripts/test_production.py); the embedded mode is one process",
+)
+async def test_a_logout_through_one_server_ends_the_session_on_the_other(site: Site) -> None:
+    """Server B has the session cached (for 30 s, platform/auth_cache.py); the logout through
+    server A reaches it over the bus, well inside that time."""
+    with running(site, "cache-a") as a, running(site, "cache-b") as b:
+        headers = {"Authorization": f"Bearer {access_token(a, AGENT)}"}
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            for _ in range(3):
+                assert (await http.get(f"{b.url}/api/auth/me", headers=headers)).status_code == 200
+            assert (await http.post(f"{a.url}/api/auth/logout", headers=headers)).status_code == 204
+
+            async def refused_on_b() -> bool:
+                return (await http.get(f"{b.url}/api/auth/me", headers=headers)).status_code == 401
+
+            await wait_until(refused_on_b, "the logout to reach server B", timeout=10)
 
 
 # --- 3. authorisation ---------------------------------------------------------------------------

@@ -11,8 +11,10 @@ from decimal import Decimal
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, Numeric, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from doorstep.crm.models import Lead
 from doorstep.platform.audit import Audited
 from doorstep.platform.db import Base, TenantMixin, utcnow
+from doorstep.transactions.models import Transaction
 
 
 class AgentKpi(TenantMixin, Base):
@@ -65,3 +67,37 @@ class BrokerNotificationSettings(Audited, TenantMixin, Base):
     min_escrow_value: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- indexes for the dashboard's aggregates (issue 6) ------------------------------------------
+# The KPI queries are crm.service.pipeline_metrics and transactions.service.production_by_agent;
+# these indexes exist only for them, so they are declared here with the dashboard (migration
+# 0012). Both make their query an index-only scan: every column it reads is in the index.
+
+# Leads: `agent_id IN team AND is_private IS false AND created_at < end`, counting all, new
+# (created_at) and won (stage), and the latest created_at, grouped by agent. Partial: a broker
+# never counts private leads.
+Index(
+    "ix_leads_agent_public_created",
+    Lead.agent_id,
+    Lead.created_at,
+    postgresql_include=["stage"],
+    postgresql_where=Lead.is_private.is_(False),
+    sqlite_where=Lead.is_private.is_(False),
+)
+
+# Escrows: `agent_id IN team AND contract_date in [start, end)` (the period and year to date),
+# with the status filter, the sums, the latest created_at and the tenant condition of the
+# visibility policy read from the index.
+Index(
+    "ix_transactions_agent_contract",
+    Transaction.agent_id,
+    Transaction.contract_date,
+    postgresql_include=[
+        "escrow_status",
+        "purchase_price",
+        "my_commission",
+        "created_at",
+        "tenant_id",
+    ],
+)

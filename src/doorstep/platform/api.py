@@ -9,7 +9,14 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from doorstep.platform import accounts, auth
 from doorstep.platform.auth import Principal, Role
-from doorstep.platform.http import DB, CurrentPrincipal, DoorstepRoute, client_ip, require_role
+from doorstep.platform.http import (
+    DB,
+    CurrentIdentity,
+    CurrentPrincipal,
+    DoorstepRoute,
+    client_ip,
+    require_role,
+)
 from doorstep.platform.schemas import (
     AuditRead,
     LogoutRequest,
@@ -46,12 +53,6 @@ def _tokens(pair: auth.TokenPair) -> TokenResponse:
         token_type=pair.token_type,
         expires_in=pair.expires_in,
     )
-
-
-def _tenant_read(tenant: auth.Tenant) -> TenantRead:
-    read = TenantRead.model_validate(tenant)
-    read.has_logo = tenant.logo_content_type is not None
-    return read
 
 
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
@@ -91,12 +92,9 @@ def logout(db: DB, principal: CurrentPrincipal, body: LogoutRequest | None = Non
 
 
 @router.get("/auth/me", response_model=Me, tags=["auth"])
-def me(db: DB, principal: CurrentPrincipal) -> Me:
-    user = accounts.get_user(db, principal=principal, user_id=principal.user_id)
-    tenant = accounts.get_tenant(db, principal=principal)
-    return Me.model_validate(
-        {**UserRead.model_validate(user).model_dump(), "tenant": _tenant_read(tenant)}
-    )
+async def me(identity: CurrentIdentity) -> Me:
+    """The signed-in user and their tenant, as the session check found them (no query)."""
+    return identity.me
 
 
 @router.get("/users", response_model=Page[UserRead], tags=["users"])
@@ -134,18 +132,18 @@ def update_user(db: DB, principal: Admin, user_id: int, body: UserUpdate) -> Use
 
 @router.get("/tenant", response_model=TenantRead, tags=["tenant"])
 def get_tenant(db: DB, principal: CurrentPrincipal) -> TenantRead:
-    return _tenant_read(accounts.get_tenant(db, principal=principal))
+    return TenantRead.of(accounts.get_tenant(db, principal=principal))
 
 
 @router.patch("/tenant", response_model=TenantRead, tags=["tenant"])
 def update_tenant(db: DB, principal: Admin, body: TenantUpdate) -> TenantRead:
-    return _tenant_read(accounts.update_tenant(db, principal=principal, changes=body))
+    return TenantRead.of(accounts.update_tenant(db, principal=principal, changes=body))
 
 
 @router.put("/tenant/logo", response_model=TenantRead, tags=["tenant"])
 def upload_logo(db: DB, principal: Admin, logo: Annotated[UploadFile, File()]) -> TenantRead:
     data = logo.file.read(accounts.MAX_LOGO_BYTES + 1)
-    return _tenant_read(accounts.set_logo(db, principal=principal, data=data))
+    return TenantRead.of(accounts.set_logo(db, principal=principal, data=data))
 
 
 @router.get("/tenant/logo", tags=["tenant"], response_class=Response)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -180,11 +181,13 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
 # --- tokens and sessions ---------------------------------------------------------------------
 
 
-def _digest(secret: str) -> str:
+def digest(secret: str) -> str:
+    """The SHA-256 a secret (refresh token, cookie) is stored as."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _split(token: str) -> tuple[str, str]:
+def split_token(token: str) -> tuple[str, str]:
+    """A cookie or refresh token's id and secret (InvalidToken when malformed)."""
     ident, _, secret = token.partition(".")
     if not ident or not secret or len(ident) > 32:
         raise InvalidToken("Malformed token")
@@ -246,7 +249,7 @@ def _new_refresh_token(session: Session, auth_session: AuthSession, cfg: TokenSe
         RefreshToken(
             id=ident,
             session_id=auth_session.id,
-            token_hash=_digest(secret),
+            token_hash=digest(secret),
             expires_at=utcnow() + timedelta(days=cfg.refresh_days),
         )
     )
@@ -282,9 +285,9 @@ class RefreshTokenReused(InvalidToken):
 
 
 def rotate_refresh_token(session: Session, *, token: str, cfg: TokenSettings) -> TokenPair:
-    ident, secret = _split(token)
+    ident, secret = split_token(token)
     row = session.get(RefreshToken, ident)
-    if row is None or not hmac.compare_digest(row.token_hash, _digest(secret)):
+    if row is None or not hmac.compare_digest(row.token_hash, digest(secret)):
         raise InvalidToken("Invalid refresh token")
     auth_session = session.get(AuthSession, row.session_id)
     now = utcnow()
@@ -322,7 +325,7 @@ def start_web_session(
         tenant_id=user.tenant_id,
         user_id=user.id,
         kind="web",
-        secret_hash=_digest(secret),
+        secret_hash=digest(secret),
         csrf_token=secrets.token_urlsafe(32),
         expires_at=utcnow() + timedelta(days=cfg.session_days),
         user_agent=(user_agent or "")[:256] or None,
@@ -333,7 +336,17 @@ def start_web_session(
     return f"{auth_session.id}.{secret}", auth_session
 
 
+CHANGED_KEY = "doorstep.auth.changed"  # Session.info: sessions/users/tenants changed
+
+
+def changed(session: Session, keys: Iterable[str]) -> None:
+    """Say that this unit of work changes sessions `s:<id>`, users `u:<id>` or tenants `t:<id>`:
+    after its commit, cached session checks of them are dropped (platform/auth_cache.py)."""
+    session.info.setdefault(CHANGED_KEY, set()).update(keys)
+
+
 def revoke_session(session: Session, *, session_id: str, reason: str) -> None:
+    changed(session, [f"s:{session_id}"])
     session.execute(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
@@ -342,24 +355,16 @@ def revoke_session(session: Session, *, session_id: str, reason: str) -> None:
 
 
 def revoke_by_refresh_token(session: Session, *, token: str) -> None:
-    ident, secret = _split(token)
+    ident, secret = split_token(token)
     row = session.get(RefreshToken, ident)
-    if row is None or not hmac.compare_digest(row.token_hash, _digest(secret)):
+    if row is None or not hmac.compare_digest(row.token_hash, digest(secret)):
         raise InvalidToken("Invalid refresh token")
     revoke_session(session, session_id=row.session_id, reason="logout")
 
 
-_LOADED_KEY = "doorstep.auth.loaded"  # Session.info: the rows the session check loaded
-
-
-def _live_session(session: Session, *, session_id: str) -> tuple[User, AuthSession]:
-    """The session and its user, if the session is unrevoked, unexpired and the user active.
-
-    Checked against the database on every request, never cached across requests, so that a
-    revoked session stops working at once. The user's tenant comes along in the same query,
-    and the rows are kept on the session for the rest of its unit of work: the identity map
-    only holds them weakly, and most requests need them next (`/api/auth/me`, branding), so
-    `session.get(User, id)` and `session.get(Tenant, id)` then find them without querying."""
+def live_session(session: Session, *, session_id: str) -> tuple[User, AuthSession, Tenant]:
+    """The session, its user and tenant, if the session is unrevoked, unexpired and the user
+    active; InvalidToken otherwise. One query; platform/auth_cache.py keeps its answer."""
     row = session.execute(
         select(User, AuthSession, Tenant)
         .join(AuthSession, AuthSession.user_id == User.id)
@@ -369,27 +374,6 @@ def _live_session(session: Session, *, session_id: str) -> tuple[User, AuthSessi
     if row is None:
         raise InvalidToken("Session has ended")
     user, auth_session, tenant = row
-    session.info[_LOADED_KEY] = (user, auth_session, tenant)
     if auth_session.expires_at < utcnow() or not user.is_active:
         raise InvalidToken("Session has ended")
-    return user, auth_session
-
-
-def principal_from_access_token(session: Session, *, token: str, cfg: TokenSettings) -> Principal:
-    claims = decode_access_token(token, cfg)
-    user, auth_session = _live_session(session, session_id=str(claims["sid"]))
-    if str(user.id) != str(claims["sub"]):
-        raise InvalidToken("Token does not match its session")
-    return Principal.of(user, session_id=auth_session.id)
-
-
-def web_session_from_cookie(session: Session, *, cookie: str) -> tuple[Principal, AuthSession]:
-    ident, secret = _split(cookie)
-    user, auth_session = _live_session(session, session_id=ident)
-    if (
-        auth_session.kind != "web"
-        or auth_session.secret_hash is None
-        or not hmac.compare_digest(auth_session.secret_hash, _digest(secret))
-    ):
-        raise InvalidToken("Invalid session")
-    return Principal.of(user, session_id=auth_session.id), auth_session
+    return user, auth_session, tenant

@@ -48,12 +48,20 @@ class DeliveryError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    media_type: str  # e.g. "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     subject: str
     text: str
     html: str | None = None
     # Stable per delivery, so a retried e-mail carries the same Message-ID as its first attempt.
     reference: str | None = None
+    attachments: tuple[Attachment, ...] = ()  # e-mail only
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +175,11 @@ class SmtpTransport:
         email.set_content(message.text)
         if message.html:
             email.add_alternative(message.html, subtype="html")
+        for item in message.attachments:
+            maintype, _, subtype = item.media_type.partition("/")
+            email.add_attachment(
+                item.data, maintype=maintype, subtype=subtype, filename=item.filename
+            )
         assert cfg.smtp_host is not None
         try:
             with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.smtp_timeout_seconds) as s:

@@ -167,13 +167,18 @@ def prune(session: Session, *, older_than: timedelta) -> int:
 # --- the bus -----------------------------------------------------------------------------------
 
 Listener = Callable[[int, int], None]
+# Told which sessions `s:<id>`, users `u:<id>` or tenants `t:<id>` changed (platform/auth_cache.py).
+Invalidator = Callable[[list[str]], None]
 
 
 class Bus(Protocol):
     def announce(self, tenant_id: int, last_id: int) -> None:
         """Say that `tenant_id` has committed events up to `last_id`. Thread-safe."""
 
-    async def start(self, listener: Listener) -> None: ...
+    def invalidate(self, keys: list[str]) -> None:
+        """Tell the other server processes that these sessions/users/tenants changed."""
+
+    async def start(self, listener: Listener, invalidator: Invalidator | None = None) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -192,7 +197,10 @@ class InProcessBus:
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
             loop.call_soon_threadsafe(listener, tenant_id, last_id)
 
-    async def start(self, listener: Listener) -> None:
+    def invalidate(self, keys: list[str]) -> None:
+        pass  # one process: the commit already dropped them here
+
+    async def start(self, listener: Listener, invalidator: Invalidator | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._listener = listener
 
@@ -215,14 +223,26 @@ class RedisBus:
     def channel(self) -> str:
         return f"{self.prefix}:events"
 
-    def announce(self, tenant_id: int, last_id: int) -> None:
+    @property
+    def auth_channel(self) -> str:
+        return f"{self.prefix}:auth"
+
+    def _publish(self, channel: str, payload: Any) -> None:
         if self._sync is None:
             self._sync = redis.Redis.from_url(self.url)
-        self._sync.publish(self.channel, json.dumps([tenant_id, last_id]))
+        self._sync.publish(channel, json.dumps(payload))
 
-    async def start(self, listener: Listener) -> None:
+    def announce(self, tenant_id: int, last_id: int) -> None:
+        self._publish(self.channel, [tenant_id, last_id])
+
+    def invalidate(self, keys: list[str]) -> None:
+        self._publish(self.auth_channel, keys)
+
+    async def start(self, listener: Listener, invalidator: Invalidator | None = None) -> None:
         self._client = aioredis.Redis.from_url(self.url)
-        self._task = asyncio.create_task(self._listen(listener), name="doorstep-redis-bus")
+        self._task = asyncio.create_task(
+            self._listen(listener, invalidator), name="doorstep-redis-bus"
+        )
         try:
             await asyncio.wait_for(self._ready.wait(), timeout=3)
         except TimeoutError:
@@ -230,18 +250,24 @@ class RedisBus:
             # polling delivers events meanwhile.
             log.warning("event bus not subscribed to Redis yet; continuing to retry")
 
-    async def _listen(self, listener: Listener) -> None:
+    async def _listen(self, listener: Listener, invalidator: Invalidator | None) -> None:
         assert self._client is not None
+        auth_channel = self.auth_channel.encode()
         while True:
             try:
                 async with self._client.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
+                    await pubsub.subscribe(self.channel, self.auth_channel)
                     self._ready.set()
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue
                         try:
-                            tenant_id, last_id = json.loads(message["data"])
+                            payload = json.loads(message["data"])
+                            if message["channel"] == auth_channel:
+                                if invalidator is not None:
+                                    invalidator([str(key) for key in payload])
+                                continue
+                            tenant_id, last_id = payload
                             listener(int(tenant_id), int(last_id))
                         except (ValueError, TypeError):
                             log.warning("ignored a malformed bus message: %r", message["data"])

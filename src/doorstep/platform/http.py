@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from doorstep.platform import auth
 from doorstep.platform.audit import set_actor
 from doorstep.platform.auth import Principal, Role
+from doorstep.platform.auth_cache import Identity, SessionCache
 from doorstep.platform.errors import (
     CsrfFailed,
     DoorstepError,
@@ -41,6 +42,8 @@ CSRF_EXEMPT = frozenset({"/api/auth/token", "/api/auth/refresh"})
 
 
 def _db(request: Request) -> Session:
+    """The request's session, made on first use (a request answered from the session cache
+    never makes one)."""
     db: Session | None = getattr(request.state, "db", None)
     if db is None:
         factory: sessionmaker[Session] = request.app.state.sessionmaker
@@ -49,39 +52,53 @@ def _db(request: Request) -> Session:
         db.info[BUS_KEY] = request.app.state.bus
         request.app.state.jobs.bind(db)
         db.info[_OPEN_KEY] = True
+        principal = getattr(request.state, "principal", None)
+        if principal is not None:
+            set_actor(db, principal)
         request.state.db = db
+    _current_db.set(db)  # for the endpoint's thread to commit in (`_in_unit_of_work`)
     return db
 
 
-def _resolve(request: Request) -> tuple[Principal | None, str | None]:
-    """The request's principal, and its session's CSRF token when it came by cookie.
+async def _live(request: Request, session_id: str) -> Identity:
+    """The session's identity: from the cache, else checked on a worker thread (and kept)."""
+    cache: SessionCache = request.app.state.session_cache
+    cached = cache.get(session_id)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(lambda: cache.fetch(_db(request), session_id))
 
-    A Bearer token wins; otherwise the session cookie. Plain values are kept on the request,
-    not ORM rows, so that error pages can still use them after a rollback."""
-    if hasattr(request.state, "principal"):
-        return request.state.principal, request.state.session_csrf
-    principal: Principal | None = None
-    session_csrf: str | None = None
-    db = _db(request)
+
+async def _identify(request: Request) -> Identity | None:
+    """The request's identity: a Bearer token wins, otherwise the session cookie.
+
+    Kept on the request as plain values, not ORM rows, so that error pages can still use them
+    after a rollback. A bad token is an error (401); a stale cookie is just no identity."""
+    if hasattr(request.state, "identity"):
+        found: Identity | None = request.state.identity
+        return found
+    cache: SessionCache = request.app.state.session_cache
+    identity: Identity | None = None
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("Authorization header must be 'Bearer <token>'")
-        principal = auth.principal_from_access_token(
-            db, token=token.strip(), cfg=request.app.state.token_settings
-        )
+        claims = cache.claims(token.strip(), request.app.state.token_settings)
+        identity = (await _live(request, str(claims["sid"]))).for_token(claims)
     elif cookie := request.cookies.get(SESSION_COOKIE):
         try:
-            principal, web_session = auth.web_session_from_cookie(db, cookie=cookie)
-            session_csrf = web_session.csrf_token
+            sid, secret = auth.split_token(cookie)
+            identity = (await _live(request, sid)).for_cookie(secret)
         except InvalidToken:
-            principal = None
-    request.state.principal = principal
-    request.state.session_csrf = session_csrf
-    if principal is not None:
-        set_actor(db, principal)
-    return principal, session_csrf
+            identity = None
+    request.state.identity = identity
+    request.state.principal = identity.principal if identity is not None else None
+    request.state.session_csrf = identity.csrf_token if identity is not None else None
+    db: Session | None = getattr(request.state, "db", None)
+    if identity is not None and db is not None:
+        set_actor(db, identity.principal)
+    return identity
 
 
 def csrf_token_for(request: Request) -> str:
@@ -99,7 +116,8 @@ def csrf_token_for(request: Request) -> str:
 
 
 async def _check_csrf(request: Request) -> None:
-    _principal, session_csrf = await run_in_threadpool(_resolve, request)
+    await _identify(request)
+    session_csrf: str | None = request.state.session_csrf
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -179,7 +197,6 @@ class DoorstepRoute(APIRoute):
         wants_json, wants_form = _expects_json(self), _expects_form(self)
 
         async def run(request: Request) -> Response:
-            _current_db.set(_db(request))
             if request.method not in SAFE_METHODS:
                 _check_media_type(request, wants_json=wants_json, wants_form=wants_form)
                 if "authorization" not in request.headers and request.url.path not in CSRF_EXEMPT:
@@ -220,8 +237,12 @@ async def _finish(request: Request, *, commit: bool) -> None:
     raised before the endpoint ran)."""
     db: Session | None = getattr(request.state, "db", None)
     request.state.db = None
-    if db is not None and db.info.pop(_OPEN_KEY, False):
+    if db is None or not db.info.pop(_OPEN_KEY, False):
+        return
+    if db.in_transaction():
         await run_in_threadpool(_end, db, commit=commit)
+    else:
+        db.close()  # it never began: nothing to commit, no connection to return
 
 
 async def get_db(request: Request) -> Session:
@@ -232,25 +253,20 @@ async def get_db(request: Request) -> Session:
     return _db(request)
 
 
-async def _principal(request: Request) -> Principal | None:
-    if hasattr(request.state, "principal"):
-        principal: Principal | None = request.state.principal
-        return principal
-    if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
-        request.state.principal, request.state.session_csrf = None, None
-        return None
-    return (await run_in_threadpool(_resolve, request))[0]
-
-
 async def optional_principal(request: Request) -> Principal | None:
-    return await _principal(request)
+    identity = await _identify(request)
+    return identity.principal if identity is not None else None
+
+
+async def current_identity(request: Request) -> Identity:
+    identity = await _identify(request)
+    if identity is None:
+        raise NotAuthenticated()
+    return identity
 
 
 async def current_principal(request: Request) -> Principal:
-    principal = await _principal(request)
-    if principal is None:
-        raise NotAuthenticated()
-    return principal
+    return (await current_identity(request)).principal
 
 
 def require_role(*roles: Role) -> Any:
@@ -267,6 +283,7 @@ def require_role(*roles: Role) -> Any:
 
 DB = Annotated[Session, Depends(get_db)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 

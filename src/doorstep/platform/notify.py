@@ -3,8 +3,9 @@ deliveries to e-mail, SMS and WhatsApp (sent by the `notify.deliver` job through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -72,6 +73,15 @@ class NotificationType:
 
 
 _types: dict[str, NotificationType] = {}
+# Files an e-mail of a type carries, found from its notification (a module registers them).
+Attacher = Callable[[Session, "Notification"], list[channels.Attachment]]
+_attachers: dict[str, Attacher] = {}
+
+
+def register_attachments(key: str, attacher: Attacher) -> None:
+    """E-mails of type `key` carry the files `attacher(session, notification)` returns."""
+    notification_type(key)
+    _attachers[key] = attacher
 
 
 def register_type(
@@ -561,6 +571,9 @@ def deliver(session: Session, *, delivery_id: int) -> None:
     message = channels.render(
         delivery.channel, content, reference=f"doorstep.delivery-{delivery.id}"
     )
+    attacher = _attachers.get(notification.type)
+    if attacher is not None and delivery.channel == Channel.email:
+        message = dataclasses.replace(message, attachments=tuple(attacher(session, notification)))
     delivery.subject, delivery.text, delivery.html = message.subject, message.text, message.html
     transport = channels.transport_for(delivery.channel, settings)
     if transport is None:

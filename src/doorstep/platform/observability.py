@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections import deque
 from typing import Any
 
@@ -20,6 +20,7 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 log = logging.getLogger("doorstep")
+SLOW_REQUEST_SECONDS = 1.0  # logged at INFO even when it succeeded
 
 
 class _RequestIdFilter(logging.Filter):
@@ -75,6 +76,20 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count and time one request (the labelled children are looked up once per key)."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class LatencyWindow:
@@ -145,7 +160,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or os.urandom(16).hex()
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 500
@@ -184,10 +199,15 @@ class RequestMiddleware:
             label = getattr(route, "path", None) or (
                 "static" if scope["path"].startswith("/static") else "unmatched"
             )
-            self.metrics.requests.labels(scope["method"], label, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], label).observe(elapsed)
+            self.metrics.observe(scope["method"], label, status, elapsed)
             if label not in ("static", "/metrics", "/healthz"):
-                log.info(
+                # Every request is counted and timed in /metrics; the log tells the ones to look
+                # at (errors, slow requests) and the rest only at DEBUG: a line per request
+                # cost about a tenth of an authenticated read (docs/performance.md).
+                notable = status >= 400 or elapsed >= SLOW_REQUEST_SECONDS
+                level = logging.INFO if notable else logging.DEBUG
+                log.log(
+                    level,
                     "%s %s %s %.1fms",
                     scope["method"],
                     scope["path"],

@@ -18,8 +18,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from doorstep.platform import auth
 from doorstep.platform.auth import Principal
+from doorstep.platform.auth_cache import authenticate_edge
 from doorstep.platform.db import utcnow
 from doorstep.platform.errors import DoorstepError
 from doorstep.platform.events import Event, audience_allows, fetch_after, latest_id
@@ -386,22 +386,14 @@ router = APIRouter()
 
 
 def _authenticate(websocket: WebSocket, token: str | None) -> Principal:
-    app = websocket.app
-    with app.state.sessionmaker() as session:
-        if token:
-            return auth.principal_from_access_token(
-                session, token=token, cfg=app.state.token_settings
-            )
-        cookie = websocket.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            raise auth.InvalidToken("Sign in first (session cookie or ?token=)")
-        # A cookie rides along on cross-site handshakes too: accept it only from our own pages.
-        origin = websocket.headers.get("origin")
-        host = websocket.headers.get("host")
-        if origin is not None and origin.split("://", 1)[-1] != host:
-            raise auth.InvalidToken("Cross-site WebSocket refused")
-        principal, _ = auth.web_session_from_cookie(session, cookie=cookie)
-        return principal
+    return authenticate_edge(
+        websocket.app.state,
+        token=token,
+        cookie=websocket.cookies.get(SESSION_COOKIE),
+        origin=websocket.headers.get("origin"),
+        host=websocket.headers.get("host"),
+        sign_in_hint="session cookie or ?token=",
+    )
 
 
 def _authorize(websocket: WebSocket, principal: Principal, channels: list[str]) -> None:

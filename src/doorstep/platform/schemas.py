@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from doorstep.platform.auth import Role
+from doorstep.platform.auth import Role, Tenant
 
 T = TypeVar("T")
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -105,6 +105,12 @@ class TenantRead(ReadModel):
     primary_color: str
     timezone: str
     has_logo: bool = False
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantRead:
+        read = cls.model_validate(tenant)
+        read.has_logo = tenant.logo_content_type is not None
+        return read
 
 
 class TenantUpdate(StrictModel):

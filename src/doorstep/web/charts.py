@@ -169,3 +169,79 @@ def bars(
         )
     )
     return _finish(chart, drill=drill)
+
+
+def valuation_comparison(rows: Iterable[Mapping[str, Any]], *, label: str = "Method") -> Spec:
+    """Seed 002: each method's (or company's: `label`) value as a bar with its low-high range
+    (rows: method, value, low, high)."""
+    values = _values(rows)
+    base = _base(values).encode(x=alt.X("method:N", title=None, axis=alt.Axis(labelAngle=0)))
+    tooltip = [
+        alt.Tooltip("method:N", title=label),
+        alt.Tooltip("value:Q", title="Value", format="$,.0f"),
+        alt.Tooltip("low:Q", title="Low", format="$,.0f"),
+        alt.Tooltip("high:Q", title="High", format="$,.0f"),
+    ]
+    bars = base.mark_bar(color=BLUE, opacity=0.85).encode(
+        y=alt.Y("value:Q", title="Value ($)", axis=alt.Axis(format="$,.2s")), tooltip=tooltip
+    )
+    ranges = base.mark_rule(color=ORANGE, strokeWidth=2).encode(y="low:Q", y2="high:Q")
+    ticks = base.mark_tick(color=ORANGE, thickness=2, size=18).encode(y="high:Q")
+    low_ticks = base.mark_tick(color=ORANGE, thickness=2, size=18).encode(y="low:Q")
+    return _finish(bars + ranges + ticks + low_ticks)
+
+
+def growth_projections(rows: Iterable[Mapping[str, Any]]) -> Spec:
+    """Seed 002: monthly revenue, actual then projected by scenario (rows: month, revenue,
+    scenario in actual/low/base/high)."""
+    values = _values(rows)
+    chart = (
+        _base(values)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("month:T", title=None, axis=alt.Axis(format="%b %Y")),
+            y=alt.Y("revenue:Q", title="Revenue ($)", axis=alt.Axis(format="$,.2s")),
+            color=alt.Color(
+                "scenario:N",
+                sort=["actual", "low", "base", "high"],
+                scale=alt.Scale(
+                    domain=["actual", "low", "base", "high"],
+                    range=[BLUE, "#d63939", ORANGE, GREEN],
+                ),
+                legend=alt.Legend(title=None, orient="top"),
+            ),
+            strokeDash=alt.condition(
+                alt.datum.scenario == "actual", alt.value([1, 0]), alt.value([5, 3])
+            ),
+            tooltip=[
+                alt.Tooltip("month:T", title="Month", format="%B %Y"),
+                alt.Tooltip("scenario:N", title="Scenario"),
+                alt.Tooltip("revenue:Q", title="Revenue", format="$,.0f"),
+            ],
+        )
+    )
+    return _finish(chart)
+
+
+def benchmark_analysis(rows: Iterable[Mapping[str, Any]]) -> Spec:
+    """Seed 002: the company against its industry's 25th-75th percentile band and median, one
+    row per metric (rows: metric, company, p25, p50, p75; fractions shown as percentages)."""
+    values = _values(rows)
+    base = _base(values, height=max(120, 48 * len(values))).encode(
+        y=alt.Y("metric:N", title=None, sort=None)
+    )
+    band = base.mark_bar(color="#d0def5", height=16).encode(
+        x=alt.X("p25:Q", title=None, axis=alt.Axis(format="%")), x2="p75:Q"
+    )
+    median = base.mark_tick(color=BLUE, thickness=2, size=20).encode(x="p50:Q")
+    company = base.mark_point(color=ORANGE, filled=True, size=120, shape="diamond").encode(
+        x="company:Q",
+        tooltip=[
+            alt.Tooltip("metric:N", title="Metric"),
+            alt.Tooltip("company:Q", title="Company", format=".1%"),
+            alt.Tooltip("p25:Q", title="25th percentile", format=".1%"),
+            alt.Tooltip("p50:Q", title="Median", format=".1%"),
+            alt.Tooltip("p75:Q", title="75th percentile", format=".1%"),
+        ],
+    )
+    return _finish(band + median + company)
