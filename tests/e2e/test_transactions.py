@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from doorstep.platform.db import utcnow
 from tests.conftest import LiveServer, record_figure
-from tests.e2e.conftest import AGENT, CLIENT, DEMO_PASSWORD, DESKTOP, TIMEOUT_MS, login, shot
+from tests.e2e.conftest import AGENT, CLIENT, DEMO_PASSWORD, login, shot
 
 pytestmark = pytest.mark.e2e
 API = "/api/v1/transactions/"
@@ -94,7 +94,7 @@ def purchase(live_server: LiveServer) -> dict[str, Any]:
 
 
 def test_the_buyer_sees_the_agents_change_live(
-    page: Page, browser: Browser, live_server: LiveServer, purchase: dict[str, Any]
+    page: Page, second_page: Page, live_server: LiveServer, purchase: dict[str, Any]
 ) -> None:
     tx_id = purchase["id"]
     assert purchase["progress_percentage"] == "72.50"
@@ -121,79 +121,74 @@ def test_the_buyer_sees_the_agents_change_live(
     _settled(page)
     page.screenshot(path=shot("transactions-portal-desktop"), full_page=True)
 
-    agent_context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
-    agent_context.set_default_timeout(TIMEOUT_MS)
-    agent = agent_context.new_page()
-    try:
-        login(agent, AGENT.email)
-        agent.goto(f"/transactions/{tx_id}")
-        expect(agent.get_by_test_id("agent-progress")).to_have_text("73%")
-        form = agent.locator("[data-milestone-form=loan_approval]")
-        form.locator("select[name=status]").select_option("completed")
-        # Every toast the agent is shown (they remove themselves after a few seconds).
-        agent.evaluate(
-            """() => {
-              window.__toasts = [];
-              new MutationObserver((changes) => changes.forEach((c) => c.addedNodes.forEach(
-                (n) => n.nodeType === 1 && window.__toasts.push(n.textContent.trim()))))
-                .observe(document.getElementById('toasts'), { childList: true });
-            }"""
-        )
-        clicked_at = agent.evaluate("() => Date.now()")
-        form.get_by_test_id("milestone-save").click()
+    agent = second_page
+    login(agent, AGENT.email)
+    agent.goto(f"/transactions/{tx_id}")
+    expect(agent.get_by_test_id("agent-progress")).to_have_text("73%")
+    form = agent.locator("[data-milestone-form=loan_approval]")
+    form.locator("select[name=status]").select_option("completed")
+    # Every toast the agent is shown (they remove themselves after a few seconds).
+    agent.evaluate(
+        """() => {
+          window.__toasts = [];
+          new MutationObserver((changes) => changes.forEach((c) => c.addedNodes.forEach(
+            (n) => n.nodeType === 1 && window.__toasts.push(n.textContent.trim()))))
+            .observe(document.getElementById('toasts'), { childList: true });
+        }"""
+    )
+    clicked_at = agent.evaluate("() => Date.now()")
+    form.get_by_test_id("milestone-save").click()
 
-        expect(page.get_by_test_id("portal-progress")).to_have_text("80%", timeout=15_000)
-        expect(loan).to_have_attribute("data-status", "completed")
-        expect(page.get_by_test_id("celebration-modal")).to_be_visible(timeout=15_000)
-        progress_ms = page.evaluate("() => window.__progressAt") - clicked_at
-        modal_ms = page.evaluate("() => window.__modalAt") - clicked_at
-        print(
-            f"\nagent click -> buyer's hero updated in {progress_ms} ms, "
-            f"celebration shown in {modal_ms} ms (over the real WebSocket)"
-        )
-        # The issue asks for under a second; the figure is reported, never asserted (a busy
-        # machine must not fail the suite); bench/milestone_latency.py measures it properly.
-        record_figure("live milestone -> buyer's hero (ms)", progress_ms)
-        record_figure("live milestone -> celebration modal (ms)", modal_ms)
+    expect(page.get_by_test_id("portal-progress")).to_have_text("80%", timeout=15_000)
+    expect(loan).to_have_attribute("data-status", "completed")
+    expect(page.get_by_test_id("celebration-modal")).to_be_visible(timeout=15_000)
+    progress_ms = page.evaluate("() => window.__progressAt") - clicked_at
+    modal_ms = page.evaluate("() => window.__modalAt") - clicked_at
+    print(
+        f"\nagent click -> buyer's hero updated in {progress_ms} ms, "
+        f"celebration shown in {modal_ms} ms (over the real WebSocket)"
+    )
+    # The issue asks for under a second; the figure is reported, never asserted (a busy
+    # machine must not fail the suite); bench/milestone_latency.py measures it properly.
+    record_figure("live milestone -> buyer's hero (ms)", progress_ms)
+    record_figure("live milestone -> celebration modal (ms)", modal_ms)
 
-        # The modal shows a celebration the agent's change fired, and its engagement is kept.
-        title = page.get_by_test_id("celebration-title").text_content()
-        celebrations = httpx.get(
-            f"{live_server.url}{API}{tx_id}/celebrations",
-            headers=_headers(live_server, AGENT.email),
-        ).json()
-        fired = {c["title"] for c in celebrations if c["trigger_key"] == "milestone:loan_approval"}
-        assert title in fired | {c["title"] for c in celebrations if c["shown_at"] is None}
-        expect(page.get_by_test_id("health-score")).to_have_text(re.compile(r"^\d+$"))
-        expect(page.locator("[data-testid=feed-item]").first).to_contain_text(
-            re.compile("Loan Approval|Loan approved|%")
-        )
-        page.screenshot(path=shot("transactions-celebration"))
-        page.get_by_test_id("celebration-share").click()
-        expect(page.get_by_test_id("celebration-share")).to_contain_text("Copied")
-        while page.get_by_test_id("celebration-modal").is_visible():
-            page.get_by_test_id("celebration-close").click()
-        shown = httpx.get(
-            f"{live_server.url}{API}{tx_id}/celebrations",
-            headers=_headers(live_server, AGENT.email),
-        ).json()
-        seen = next(c for c in shown if c["title"] == title)
-        assert seen["shown_at"] is not None
-        assert seen["shared"] is True
-        assert seen["share_channel"] == "copy_link"
-        assert seen["seconds_viewed"] > 0
+    # The modal shows a celebration the agent's change fired, and its engagement is kept.
+    title = page.get_by_test_id("celebration-title").text_content()
+    celebrations = httpx.get(
+        f"{live_server.url}{API}{tx_id}/celebrations",
+        headers=_headers(live_server, AGENT.email),
+    ).json()
+    fired = {c["title"] for c in celebrations if c["trigger_key"] == "milestone:loan_approval"}
+    assert title in fired | {c["title"] for c in celebrations if c["shown_at"] is None}
+    expect(page.get_by_test_id("health-score")).to_have_text(re.compile(r"^\d+$"))
+    expect(page.locator("[data-testid=feed-item]").first).to_contain_text(
+        re.compile("Loan Approval|Loan approved|%")
+    )
+    page.screenshot(path=shot("transactions-celebration"))
+    page.get_by_test_id("celebration-share").click()
+    expect(page.get_by_test_id("celebration-share")).to_contain_text("Copied")
+    while page.get_by_test_id("celebration-modal").is_visible():
+        page.get_by_test_id("celebration-close").click()
+    shown = httpx.get(
+        f"{live_server.url}{API}{tx_id}/celebrations",
+        headers=_headers(live_server, AGENT.email),
+    ).json()
+    seen = next(c for c in shown if c["title"] == title)
+    assert seen["shown_at"] is not None
+    assert seen["shared"] is True
+    assert seen["share_channel"] == "copy_link"
+    assert seen["seconds_viewed"] > 0
 
-        # The agent's page kept up too: the form answered, the panels moved.
-        expect(agent.get_by_test_id("agent-progress")).to_have_text("80%")
-        toasts = agent.evaluate("() => window.__toasts")
-        assert toasts.count("Loan Approval: completed.") == 1, toasts
-        expect(agent.get_by_test_id("celebration-row").first).to_be_visible()
-        agent.reload()  # without the toasts, for the picture
-        expect(agent.get_by_test_id("agent-progress")).to_have_text("80%")
-        _settled(agent)
-        agent.screenshot(path=shot("transactions-agent"), full_page=True)
-    finally:
-        agent_context.close()
+    # The agent's page kept up too: the form answered, the panels moved.
+    expect(agent.get_by_test_id("agent-progress")).to_have_text("80%")
+    toasts = agent.evaluate("() => window.__toasts")
+    assert toasts.count("Loan Approval: completed.") == 1, toasts
+    expect(agent.get_by_test_id("celebration-row").first).to_be_visible()
+    agent.reload()  # without the toasts, for the picture
+    expect(agent.get_by_test_id("agent-progress")).to_have_text("80%")
+    _settled(agent)
+    agent.screenshot(path=shot("transactions-agent"), full_page=True)
 
 
 def test_a_refused_change_is_explained_on_the_agent_page(
@@ -238,8 +233,9 @@ def test_the_agents_list_groups_deals_by_stage(page: Page, purchase: dict[str, A
 
 
 def test_the_portal_on_a_phone_and_offline(
-    phone: Page, live_server: LiveServer, purchase: dict[str, Any]
+    phone_with_service_worker: Page, live_server: LiveServer, purchase: dict[str, Any]
 ) -> None:
+    phone = phone_with_service_worker
     tx_id = purchase["id"]
     login(phone, CLIENT.email)
     phone.goto(f"/portal/{tx_id}")
@@ -266,3 +262,6 @@ def test_the_portal_on_a_phone_and_offline(
         phone.screenshot(path=shot("transactions-portal-offline"), full_page=True)
     finally:
         phone.context.set_offline(False)
+    # Back online, the portal fetches itself anew: the banner goes, the live link returns.
+    expect(phone.get_by_test_id("offline-banner")).to_be_hidden()
+    expect(phone.get_by_test_id("portal-progress")).to_have_text("73%")
