@@ -32,7 +32,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from doorstep.config import get_settings
-from doorstep.crm import demo_photos, gallery, rules
+from doorstep.crm import demo_photos, gallery, rules, tallies
 from doorstep.crm.models import (
     AgentProfile,
     Appointment,
@@ -978,11 +978,12 @@ def seed_tenant(
         ],
     )
     session.flush()
+    tallies.rebuild(session, tenant_id=tenant.id)  # the leads went in without the ORM
     if session.get_bind().dialect.name == "postgresql":
         # Fresh statistics, so the first queries plan for 40,000 leads rather than for none
         # (ANALYZE counts this transaction's own rows; autovacuum would take a while).
-        for table in ("leads", "lead_interactions", "lead_messages", "crm_tasks", "clients",
-                      "appointments", "properties"):  # fmt: skip
+        for table in ("leads", "lead_stage_counts", "lead_interactions", "lead_messages",
+                      "crm_tasks", "clients", "appointments", "properties"):  # fmt: skip
             session.execute(text(f"ANALYZE {table}"))
     report.counts = {
         "properties": len(property_ids),

@@ -216,16 +216,18 @@ class Lead(Audited, TenantMixin, TimestampMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The owner agent (a broker owns their own leads too); None while in the unassigned pool.
+    # active_history: the old agent, privacy and stage are loaded before a change, so that
+    # crm.tallies can move the lead between its counts (lead_stage_counts).
     agent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), default=None
+        ForeignKey("users.id", ondelete="SET NULL"), default=None, active_history=True
     )
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254), default=None)
     phone: Mapped[str | None] = mapped_column(String(32), default=None)
     source: Mapped[str] = mapped_column(String(24), default=LeadSource.website)
     # Seed 004: a private lead is its owner's alone; a broker's own leads are private.
-    is_private: Mapped[bool] = mapped_column(Boolean, default=False)
-    stage: Mapped[str] = mapped_column(String(40), default="lead")
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False, active_history=True)
+    stage: Mapped[str] = mapped_column(String(40), default="lead", active_history=True)
     stage_entered_at: Mapped[datetime] = mapped_column(default=utcnow)
     position: Mapped[int] = mapped_column(default=0)  # order within its Kanban column
     budget: Mapped[Decimal | None] = mapped_column(MONEY, default=None)
@@ -241,6 +243,19 @@ class Lead(Audited, TenantMixin, TimestampMixin, Base):
     first_response_at: Mapped[datetime | None] = mapped_column(default=None)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class LeadStageCount(TenantMixin, Base):
+    """How many non-private leads an agent has in a stage, kept by crm.tallies in the
+    transaction of every lead write (the broker dashboard reads these instead of counting)."""
+
+    __tablename__ = "lead_stage_counts"
+
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(40), primary_key=True)
+    leads: Mapped[int] = mapped_column(default=0)
 
 
 class LeadInteraction(TenantMixin, Base):
@@ -448,3 +463,7 @@ def _through_lead(model: Any) -> Any:
 
 register_policy(LeadInteraction, _through_lead(LeadInteraction))
 register_policy(LeadMessage, _through_lead(LeadMessage))
+
+
+# Wherever leads can be written, their counts follow (the listener of crm.tallies).
+from doorstep.crm import tallies  # noqa: E402, F401

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from doorstep.crm.models import (
     LeadAssignment,
     LeadInteraction,
     LeadMessage,
+    LeadStageCount,
     MessageChannel,
     MessageStatus,
     MessageType,
@@ -1673,25 +1675,48 @@ def pipeline_metrics(
     """Per agent: leads (not private) created before `end`, new in the 30 days before `end`,
     converted (in a won stage); appointments starting in [start, end) that were not cancelled,
     completed and no-shows. One grouped query per table, so nothing is counted twice, and
-    every agent in scope is present (zeros when they have nothing)."""
+    every agent in scope is present (zeros when they have nothing).
+
+    Leads are not counted per request: their totals per stage come from `lead_stage_counts`
+    (crm.tallies), less the leads created at or after `end` (none when the window ends today);
+    only the last 30 days are counted, through the partial index on (agent_id, created_at)."""
     scope = access.metrics_scope(db, principal, agent_ids)
     if not scope:
         return {}
-    won = sales_rules(db, principal.tenant_id).closed(rules.StageKind.won)
-    leads = {
-        row.agent_id: row
-        for row in db.execute(
-            select(
-                Lead.agent_id,
-                func.count().label("total"),
-                func.count().filter(Lead.created_at >= end - timedelta(days=30)).label("new"),
-                func.count().filter(Lead.stage.in_(won)).label("won"),
-                func.max(Lead.created_at).label("last"),
-            )
-            .where(Lead.agent_id.in_(scope), Lead.is_private.is_(False), Lead.created_at < end)
+    won = set(sales_rules(db, principal.tenant_id).closed(rules.StageKind.won))
+    total: Counter[int] = Counter()
+    converted: Counter[int] = Counter()
+    public = (Lead.agent_id.in_(scope), Lead.is_private.is_(False))
+    kept = select(LeadStageCount.agent_id, LeadStageCount.stage, LeadStageCount.leads).where(
+        LeadStageCount.agent_id.in_(scope)
+    )
+    later = (  # in the kept counts, but after the window
+        select(Lead.agent_id, Lead.stage, -func.count())
+        .where(*public, Lead.created_at >= end)
+        .group_by(Lead.agent_id, Lead.stage)
+    )
+    for statement in (kept, later):
+        for agent_id, stage, n in db.execute(statement):
+            assert agent_id is not None  # in scope
+            total[agent_id] += n
+            if stage in won:
+                converted[agent_id] += n
+    recent: dict[int | None, int] = dict(
+        db.execute(
+            select(Lead.agent_id, func.count())
+            .where(*public, Lead.created_at >= end - timedelta(days=30), Lead.created_at < end)
             .group_by(Lead.agent_id)
-        )
-    }
+        ).all()  # a list: dict() would take the Result itself for a mapping (it has keys())
+    )
+    # One index probe per agent (max over the partial index), not a scan of their leads.
+    latest = (
+        select(func.max(Lead.created_at))
+        .where(Lead.agent_id == User.id, Lead.is_private.is_(False), Lead.created_at < end)
+        .scalar_subquery()
+    )
+    last_lead: dict[int, datetime | None] = dict(
+        db.execute(select(User.id, latest).where(User.id.in_(scope))).all()
+    )
     visits = {
         row.agent_id: row
         for row in db.execute(
@@ -1712,15 +1737,15 @@ def pipeline_metrics(
     }
     out = {}
     for agent_id in scope:
-        lead, visit = leads.get(agent_id), visits.get(agent_id)
+        visit = visits.get(agent_id)
         out[agent_id] = PipelineMetrics(
-            total_leads=lead.total if lead else 0,
-            new_leads_30d=lead.new if lead else 0,
-            converted_leads=lead.won if lead else 0,
+            total_leads=total[agent_id],
+            new_leads_30d=recent.get(agent_id, 0),
+            converted_leads=converted[agent_id],
             appointments=visit.total if visit else 0,
             completed=visit.completed if visit else 0,
             no_shows=visit.no_shows if visit else 0,
-            last_lead_at=lead.last if lead else None,
+            last_lead_at=last_lead.get(agent_id),
             last_appointment_at=visit.last if visit else None,
         )
     return out

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from huey import crontab
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from doorstep.crm import service
+from doorstep.crm import service, tallies
 from doorstep.crm.models import LeadMessage, MessageStatus
 from doorstep.platform import channels, jobs
 from doorstep.platform.auth import Tenant
 from doorstep.platform.db import utcnow
 from doorstep.platform.jobs import every, job
+
+log = logging.getLogger(__name__)
 
 
 class MessageFailed(Exception):
@@ -69,5 +73,20 @@ def nightly_heat(session: Session) -> None:
         service.refresh_all_heat(session, tenant_id=tenant_id)
 
 
+@job("crm.check_lead_counts", max_attempts=3)
+def check_lead_counts(session: Session) -> None:
+    """The kept lead counts (crm.tallies) against a plain count: any difference (a bulk write
+    that bypassed the ORM) is logged and mended."""
+    for tenant_id in session.scalars(select(Tenant.id)).all():
+        drift = tallies.drift(session, tenant_id=tenant_id)
+        if drift:
+            log.warning(
+                "lead counts drifted; recounted",
+                extra={"tenant_id": tenant_id, "rows": len(drift)},
+            )
+            tallies.rebuild(session, tenant_id=tenant_id)
+
+
 every("crm.overdue_tasks", crontab(minute="*/15"))
+every("crm.check_lead_counts", crontab(hour="3", minute="10"))
 every("crm.nightly_heat", crontab(hour="2", minute="30"))
