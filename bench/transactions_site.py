@@ -116,8 +116,11 @@ def _admin_conninfo() -> str:
 
 
 @contextmanager
-def fresh_site(workdir: Path, *, production: bool, label: str) -> Iterator[Site]:
-    """A migrated database with the demo data; dropped (and its Redis keys removed) after."""
+def fresh_site(
+    workdir: Path, *, production: bool, label: str, demo_scale: float | None = None
+) -> Iterator[Site]:
+    """A migrated database with the demo data; dropped (and its Redis keys removed) after.
+    `demo_scale` loads a fraction of the demo's volume (DOORSTEP_DEMO_SCALE; default all)."""
     tag = uuid.uuid4().hex[:10]
     name = f"doorstep_bench_{label}_{tag}"
     prefix = f"doorstep-bench-{label}-{tag}"
@@ -141,6 +144,8 @@ def fresh_site(workdir: Path, *, production: bool, label: str) -> Iterator[Site]
     }
     if production:
         env["DOORSTEP_REDIS_URL"] = REDIS
+    if demo_scale is not None:
+        env["DOORSTEP_DEMO_SCALE"] = str(demo_scale)
     try:
         if production:
             with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:

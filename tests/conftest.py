@@ -44,6 +44,8 @@ RUN_ID = uuid.uuid4().hex[:8]
 os.environ.setdefault("DOORSTEP_DEMO_SCALE", "0.05")
 DEMO_MEDIA = Path(tempfile.gettempdir()) / f"doorstep-test-media-{RUN_ID}"
 os.environ.setdefault("DOORSTEP_MEDIA_DIR", str(DEMO_MEDIA))
+# The suite builds hundreds of apps in one process: frozen, their garbage would never go.
+os.environ.setdefault("DOORSTEP_FREEZE_GC", "false")
 
 
 # Figures some tests measure on the way (live latency in the browser): reported at the end of

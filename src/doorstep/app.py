@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,6 +63,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.socketio.start()
     if app.state.run_jobs:
         app.state.jobs.start_in_process()
+    if app.state.settings.freeze_gc:
+        # Everything loaded so far (modules, the app, its caches) lives as long as the process;
+        # without this, every full collection walks it again (300 ms with the whole app).
+        gc.collect()
+        gc.freeze()
     try:
         yield
     finally:

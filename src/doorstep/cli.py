@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -141,6 +142,9 @@ def worker(
     runner = JobRunner(settings, make_sessionmaker(make_engine(settings.database_url)))
     # Pay the report writers' start-up (imports, the chart engine: seconds) before the first job.
     render.warm_up()
+    if settings.freeze_gc:  # as the server does after start-up (Settings.freeze_gc)
+        gc.collect()
+        gc.freeze()
     console.print(f"[green]worker started with {workers} threads[/green]")
     runner.run_worker(workers)
 

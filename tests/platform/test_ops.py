@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from doorstep.app import create_app
 from doorstep.config import ConfigurationError, Settings
@@ -148,3 +149,20 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
     assert {"/api/auth/token", "/api/auth/refresh", "/api/auth/logout", "/api/auth/me"} <= set(
         spec["paths"]
     )
+
+
+def test_start_up_freezes_what_it_loaded_for_the_collector(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """With freeze_gc (the default outside the suite) the objects loaded at start-up are kept
+    out of the collector's full passes; without it nothing is frozen."""
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(settings, sessionmaker=session_factory)):
+            assert gc.get_freeze_count() == 0  # the suite's settings: off
+        on = settings.model_copy(update={"freeze_gc": True})
+        with TestClient(create_app(on, sessionmaker=session_factory)) as client:
+            assert gc.get_freeze_count() > 100_000  # the modules, the app, its caches
+            assert client.get("/healthz").status_code == 200
+    finally:
+        gc.unfreeze()

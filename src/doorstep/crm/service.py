@@ -57,7 +57,7 @@ from doorstep.crm.schemas import (
 from doorstep.platform import access, channels, hooks, jobs, notify
 from doorstep.platform.access import get_readable, readable
 from doorstep.platform.auth import Principal, Role, Tenant, User
-from doorstep.platform.db import utcnow
+from doorstep.platform.db import id_in, utcnow
 from doorstep.platform.errors import Conflict, DoorstepError, Forbidden, NotFound, RuleViolation
 
 TASK_OVERDUE = notify.register_type(
@@ -1686,9 +1686,9 @@ def pipeline_metrics(
     won = set(sales_rules(db, principal.tenant_id).closed(rules.StageKind.won))
     total: Counter[int] = Counter()
     converted: Counter[int] = Counter()
-    public = (Lead.agent_id.in_(scope), Lead.is_private.is_(False))
+    public = (id_in(db, Lead.agent_id, scope), Lead.is_private.is_(False))
     kept = select(LeadStageCount.agent_id, LeadStageCount.stage, LeadStageCount.leads).where(
-        LeadStageCount.agent_id.in_(scope)
+        id_in(db, LeadStageCount.agent_id, scope)
     )
     later = (  # in the kept counts, but after the window
         select(Lead.agent_id, Lead.stage, -func.count())
@@ -1715,7 +1715,7 @@ def pipeline_metrics(
         .scalar_subquery()
     )
     last_lead: dict[int, datetime | None] = dict(
-        db.execute(select(User.id, latest).where(User.id.in_(scope))).all()
+        db.execute(select(User.id, latest).where(id_in(db, User.id, scope))).all()
     )
     visits = {
         row.agent_id: row
@@ -1728,7 +1728,7 @@ def pipeline_metrics(
                 func.max(Appointment.created_at).label("last"),
             )
             .where(
-                Appointment.agent_id.in_(scope),
+                id_in(db, Appointment.agent_id, scope),
                 Appointment.start_time >= start,
                 Appointment.start_time < end,
             )
@@ -1766,7 +1766,7 @@ def book_metrics(
         row[0]: row[1]
         for row in db.execute(
             readable(select(Client.agent_id, func.count()), principal, Client)
-            .where(Client.agent_id.in_(agent_ids), Client.status == "active")
+            .where(id_in(db, Client.agent_id, agent_ids), Client.status == "active")
             .group_by(Client.agent_id)
         )
     }
@@ -1775,7 +1775,8 @@ def book_metrics(
         for row in db.execute(
             readable(select(Property.listing_agent_id, func.count()), principal, Property)
             .where(
-                Property.listing_agent_id.in_(agent_ids), Property.status == PropertyStatus.active
+                id_in(db, Property.listing_agent_id, agent_ids),
+                Property.status == PropertyStatus.active,
             )
             .group_by(Property.listing_agent_id)
         )

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from doorstep.platform.auth import Principal, Role, User
+from doorstep.platform.db import id_in
 from doorstep.platform.errors import NotFound
 
 T = TypeVar("T")
@@ -88,7 +89,9 @@ def metrics_scope(session: Session, principal: Principal, agent_ids: list[int]) 
     tenant for an admin. Anyone else sees none. Rows themselves stay behind `readable()`."""
     if not agent_ids or principal.role not in (Role.admin, Role.broker):
         return []
-    stmt = select(User.id).where(User.tenant_id == principal.tenant_id, User.id.in_(agent_ids))
+    stmt = select(User.id).where(
+        User.tenant_id == principal.tenant_id, id_in(session, User.id, agent_ids)
+    )
     if principal.role == Role.broker:
         stmt = stmt.where(User.broker_id == principal.user_id)
     return list(session.scalars(stmt))

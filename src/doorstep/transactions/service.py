@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from doorstep.platform import events, hooks, jobs, notify, realtime
 from doorstep.platform.access import get_readable, readable
 from doorstep.platform.auth import Principal, Role, User
-from doorstep.platform.db import utcnow
+from doorstep.platform.db import id_in, utcnow
 from doorstep.platform.errors import Conflict, DoorstepError, Forbidden, NotFound, RuleViolation
 from doorstep.transactions import personalize, rules
 from doorstep.transactions.models import (
@@ -1144,7 +1144,7 @@ def production_by_agent(
             Transaction,
         )
         .where(
-            Transaction.agent_id.in_(agent_ids),
+            id_in(session, Transaction.agent_id, agent_ids),
             Transaction.escrow_status.in_(live),
             Transaction.contract_date >= start,
             Transaction.contract_date < end,
