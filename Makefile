@@ -36,7 +36,9 @@ test-embedded: setup
 test-production: setup
 	$(PY) scripts/test_production.py
 
-test: lint typecheck test-embedded test-production
+# Both passes at once (scripts/test_both.py): they mostly wait on browsers and sockets.
+test: lint typecheck
+	$(PY) scripts/test_both.py
 
 bench: setup
 	$(PY) bench/api_baseline.py

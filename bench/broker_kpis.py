@@ -270,7 +270,7 @@ def main() -> int:
             with fresh_site(work, production=True, label="brokerlarge", demo_scale=0.05) as site:
                 broker = large_site(site)
                 lines, ours = measure(
-                    site, "large (1,000 agents)", max(args.requests // 5, 10), 300
+                    site, "large (1,000 agents)", max(args.requests // 2, 10), 300
                 )
                 out += lines
                 out += seed_sql(site, broker, ours, 5)
