@@ -233,7 +233,11 @@ def test_identified_customers_cohorts_segments_and_value(seeded: Seeded) -> None
             )
         )
         assert orders
-        assert 0.55 <= (identified or 0) / orders <= 0.65
+        # About 60% of orders are identified customers' (0.597-0.613 at full scale over eight
+        # dates from September to December 2026). At the suite's twentieth scale a kind of
+        # customer is a few dozen people, and the share moves with the date the plan ends on:
+        # 0.559-0.697 over forty dates (0.667 on 2026-11-22).
+        assert 0.5 <= (identified or 0) / orders <= 0.75
         named = session.scalar(
             select(func.count()).where(
                 SilverCustomer.tenant_id == tenant.id, SilverCustomer.name != ""
