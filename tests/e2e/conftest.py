@@ -189,14 +189,25 @@ def _close(page: Page, request: pytest.FixtureRequest, chromium: Chromium) -> No
             raise
 
 
+def _open(
+    chromium: Chromium,
+    live_server: LiveServer,
+    request: pytest.FixtureRequest,
+    viewport: ViewportSize,
+    *,
+    service_workers: bool = False,
+) -> Iterator[Page]:
+    page = _new_page(chromium, live_server, viewport, service_workers=service_workers)
+    yield page
+    _close(page, request, chromium)
+
+
 @pytest.fixture
 def page(
     chromium: Chromium, live_server: LiveServer, request: pytest.FixtureRequest
 ) -> Iterator[Page]:
     """A desktop-sized page (1280x800) in a fresh browser context."""
-    page = _new_page(chromium, live_server, DESKTOP)
-    yield page
-    _close(page, request, chromium)
+    yield from _open(chromium, live_server, request, DESKTOP)
 
 
 @pytest.fixture
@@ -204,9 +215,7 @@ def second_page(
     chromium: Chromium, live_server: LiveServer, request: pytest.FixtureRequest
 ) -> Iterator[Page]:
     """Another desktop page in a context of its own: a second person at another computer."""
-    page = _new_page(chromium, live_server, DESKTOP)
-    yield page
-    _close(page, request, chromium)
+    yield from _open(chromium, live_server, request, DESKTOP)
 
 
 @pytest.fixture
@@ -214,9 +223,7 @@ def phone(
     chromium: Chromium, live_server: LiveServer, request: pytest.FixtureRequest
 ) -> Iterator[Page]:
     """A phone-sized page (390x844) in a fresh browser context."""
-    page = _new_page(chromium, live_server, PHONE)
-    yield page
-    _close(page, request, chromium)
+    yield from _open(chromium, live_server, request, PHONE)
 
 
 @pytest.fixture
@@ -224,9 +231,7 @@ def phone_with_service_worker(
     chromium: Chromium, live_server: LiveServer, request: pytest.FixtureRequest
 ) -> Iterator[Page]:
     """A phone-sized page whose context lets pages register service workers."""
-    page = _new_page(chromium, live_server, PHONE, service_workers=True)
-    yield page
-    _close(page, request, chromium)
+    yield from _open(chromium, live_server, request, PHONE, service_workers=True)
 
 
 def login(page: Page, email: str, password: str = DEMO_PASSWORD) -> None:

@@ -360,9 +360,13 @@ def test_builder_page_asks_for_a_report_and_lists_it(
         "pptx",
         ["summary", "valuation"],
     )
+    assert (report.company_id, report.agent_id) == (company.id, None)  # the template's subject
     listed = client.get("/reports")
     assert 'data-status="queued"' in listed.text
     assert 'hx-trigger="every 3s"' in listed.text  # refreshes itself while one is pending
+    refreshed = client.get("/reports", headers={"HX-Request": "true"})
+    assert 'data-status="queued"' in refreshed.text
+    assert "Cedar Street Bakery" not in refreshed.text  # the history alone, not the builder
 
 
 @pytest.mark.parametrize("role", [Role.agent, Role.client])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -180,17 +179,12 @@ def projections(metrics: list[CompanyMetric], months: int = 12) -> list[dict[str
         for k in range(1, months + 1):
             rows.append(
                 {
-                    "month": _add_months(start, k),
+                    "month": rules.month_start(start, k),
                     "revenue": round(revenue * (1 + rate) ** k, 2),
                     "scenario": scenario,
                 }
             )
     return rows
-
-
-def _add_months(day: date, months: int) -> date:
-    month0 = day.month - 1 + months
-    return date(day.year + month0 // 12, month0 % 12 + 1, 1)
 
 
 def _company_sections(

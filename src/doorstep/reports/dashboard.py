@@ -107,11 +107,6 @@ def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat()
 
 
-def _months_before(day: date, months: int) -> date:
-    month0 = day.year * 12 + day.month - 1 - months
-    return date(month0 // 12, month0 % 12 + 1, 1)
-
-
 def _latest_per(
     db: Session, principal: Principal, model: Any, partition: Any, order: Any, keep: int
 ) -> list[Any]:
@@ -235,7 +230,7 @@ def _company_row(
     growth = month.growth if month is not None else None
     if month is not None and growth is None and len(months) > 1 and months[1].revenue > 0:
         before = months[1]
-        if before.period == _months_before(month.period, 1):
+        if before.period == rules.month_start(month.period, -1):
             growth = month.revenue / before.revenue - 1
     return {
         "id": company.id,
@@ -270,7 +265,7 @@ def _yearly_growth(months: list[CompanyMetric]) -> tuple[Decimal, str] | None:
     it, otherwise the latest month-on-month growth compounded over twelve months."""
     latest = months[0]
     year_ago = next(
-        (m for m in months if m.period == _months_before(latest.period, 12)),
+        (m for m in months if m.period == rules.month_start(latest.period, -12)),
         None,
     )
     if year_ago is not None and year_ago.revenue > 0:

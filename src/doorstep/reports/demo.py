@@ -115,11 +115,6 @@ CLIENTS = (
 )
 
 
-def _month_back(month: date, n: int) -> date:
-    year, index = divmod(month.year * 12 + month.month - 1 - n, 12)
-    return date(year, index + 1, 1)
-
-
 def _quarter_ends(today: date, count: int) -> list[date]:
     """The last days of the `count` complete calendar quarters before today, oldest first."""
     first, _ = rules.quarter_of(today)
@@ -157,12 +152,12 @@ def _client_metrics(
     session: Session, rng: random.Random, plan: ClientPlan, company: Company, today: date
 ) -> None:
     """24 months of figures as a client company reports them (typed in: source "manual")."""
-    last = _month_back(today.replace(day=1), 1)
+    last = rules.month_start(today, -1)
     monthly = (1 + plan.growth) ** (1 / 12)
     previous: Decimal | None = None
     customers = plan.customers
     for i in range(MONTHS):
-        period = _month_back(last, MONTHS - 1 - i)
+        period = rules.month_start(last, -(MONTHS - 1 - i))
         level = plan.revenue * monthly**i * plan.season[period.month - 1]
         revenue = Decimal(level * rng.uniform(0.97, 1.03)).quantize(CENT)
         share = i / (MONTHS - 1)
@@ -191,7 +186,7 @@ def _client_metrics(
 
 def _trailing_revenue(metrics: list[CompanyMetric], end: date) -> Decimal:
     """Revenue of the 12 months up to `end`, scaled up when fewer months are known."""
-    window = [m for m in metrics if _month_back(end.replace(day=1), 11) <= m.period <= end]
+    window = [m for m in metrics if rules.month_start(end, -11) <= m.period <= end]
     if not window:
         return Decimal(0)
     total = sum((m.revenue for m in window), Decimal(0))

@@ -24,20 +24,27 @@ router = APIRouter(route_class=DoorstepRoute, include_in_schema=False)
 Viewer = Annotated[Principal, require_role(*rules.VIEWER_ROLES)]
 
 
+def _history(db: Session, principal: Principal, tenant: Tenant) -> dict[str, Any]:
+    """What the history card shows (all its self-refresh asks for while a report is made)."""
+    reports, total = service.history(db, principal, page=1, per_page=25)
+    shown = local_time(tenant)
+    return {
+        "reports": [{**service.summary(r), "created": shown(r.created_at)} for r in reports],
+        "total": total,
+        "pending": any(r.status in rules.PENDING_STATUSES for r in reports),
+    }
+
+
 def _context(db: Session, principal: Principal, tenant: Tenant) -> dict[str, Any]:
     companies = db.scalars(readable(select(Company), principal).order_by(Company.name)).all()
     templates = [t for t in rules.TEMPLATES.values() if rules.may_generate(principal.role, t)]
-    reports, total = service.history(db, principal, page=1, per_page=25)
-    shown = local_time(tenant)
     return {
         "templates": templates,
         "section_titles": rules.SECTION_TITLES,
         "formats": rules.FORMATS,
         "companies": companies,
         "agents": builder.reportable_agents(db, principal),
-        "reports": [{**service.summary(r), "created": shown(r.created_at)} for r in reports],
-        "total": total,
-        "pending": any(r.status in rules.PENDING_STATUSES for r in reports),
+        **_history(db, principal, tenant),
         "schedules": service.list_schedules(db, principal),
         "cadences": rules.CADENCES,
         "error": None,
@@ -48,10 +55,11 @@ def _context(db: Session, principal: Principal, tenant: Tenant) -> dict[str, Any
 @router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request, db: DB, principal: Viewer) -> Response:
     tenant = accounts.get_tenant(db, principal=principal)
-    context = _context(db, principal, tenant)
     if request.headers.get("hx-request") == "true":
-        return render(request, "reports/_history.html", context, tenant=tenant)
-    return render(request, "reports/index.html", context, tenant=tenant)
+        return render(
+            request, "reports/_history.html", _history(db, principal, tenant), tenant=tenant
+        )
+    return render(request, "reports/index.html", _context(db, principal, tenant), tenant=tenant)
 
 
 @router.post("/reports", response_class=HTMLResponse)
@@ -64,15 +72,16 @@ def ask(
     subject: Annotated[str, Form(max_length=12)] = "",
     sections: Annotated[list[str] | None, Form(max_length=20)] = None,
 ) -> Response:
-    """The builder's form: the same checks as the API; a refusal is shown with its reason."""
-    tpl = rules.TEMPLATES.get(template)
+    """The builder's form: the same checks as the API; a refusal is shown with its reason.
+    The one subject field names a company or an agent: the service keeps the one the template
+    reports on."""
     subject_id = int(subject) if subject.isdigit() and 0 < int(subject) < 2**31 else None
     req = service.Request(
         template=template,
         format=format,
         sections=[s[:48] for s in sections or []],
-        company_id=subject_id if tpl is not None and tpl.subject == "company" else None,
-        agent_id=subject_id if tpl is not None and tpl.subject == "agent" else None,
+        company_id=subject_id,
+        agent_id=subject_id,
     )
     try:
         service.request_report(db, principal, req)

@@ -179,6 +179,12 @@ def check_cadence(cadence: str) -> str:
     return cadence
 
 
+def month_start(day: date, shift: int = 0) -> date:
+    """The first day of `day`'s month, moved `shift` months (negative: back)."""
+    index = day.year * 12 + day.month - 1 + shift
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def next_run(after: datetime, cadence: str) -> datetime:
     """The next run of a schedule: a week, a calendar month or a quarter after `after`."""
     if cadence == "weekly":

@@ -25,12 +25,11 @@ from doorstep.platform.auth import Principal, Role, User
 from doorstep.platform.channels import Attachment
 from doorstep.platform.db import utcnow
 from doorstep.platform.errors import Conflict, Forbidden, NotFound, RuleViolation, TooManyRequests
-from doorstep.reports import builder, rules
+from doorstep.reports import builder, data, rules
 from doorstep.reports.models import (
     Company,
     Report,
     ReportSchedule,
-    UserActivity,
 )
 
 log = logging.getLogger("doorstep.reports")
@@ -126,19 +125,8 @@ def request_report(
         key=f"report:{report.id}",
         tenant_id=principal.tenant_id,
     )
-    _activity(db, principal, "report.requested", f"{tpl.name} ({req.format.upper()})")
+    data.record_activity(db, principal, "report.requested", f"{tpl.name} ({req.format.upper()})")
     return report
-
-
-def _activity(db: Session, principal: Principal, action: str, subject: str) -> None:
-    db.add(
-        UserActivity(
-            tenant_id=principal.tenant_id,
-            user_id=principal.user_id,
-            action=action,
-            subject=subject[:200],
-        )
-    )
 
 
 # --- generating ---------------------------------------------------------------------------------
@@ -266,7 +254,7 @@ def download(db: Session, principal: Principal, report_id: int) -> Report:
     report = get_readable(db, Report, report_id, principal)  # the policy covers its subject
     if report.status != "done":
         raise Conflict(f"Report {report_id} is {report.status}; download it when it is done")
-    _activity(db, principal, "report.downloaded", report.filename or str(report.id))
+    data.record_activity(db, principal, "report.downloaded", report.filename or str(report.id))
     return report
 
 
