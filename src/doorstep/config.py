@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         description="After start-up, keep the objects loaded so far out of the garbage "
         "collector's full passes (gc.freeze): 400,000 of them made a full pass take 300 ms.",
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description="Let FastAPI report traces, metrics and logs to the OpenTelemetry providers "
+        "the deployment configures; off, its per-request check is skipped (/metrics stays).",
+    )
     secure_cookies: bool | None = Field(
         default=None, description="Send cookies only over HTTPS; default on in production."
     )

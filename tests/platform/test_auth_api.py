@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from doorstep.platform.auth import AuthSession, Role
+from doorstep.platform.auth import AuthSession, Role, Tenant, User
 from doorstep.platform.db import utcnow
+from doorstep.platform.schemas import Me, TenantRead, UserRead
 from tests.conftest import PASSWORD, Brokerage, bearer
 
 
@@ -32,6 +33,29 @@ def test_token_then_me(client: TestClient, brokerage: Brokerage) -> None:
     assert body["broker_id"] == brokerage.broker.id
     assert body["tenant"]["name"] == "Alpha Homes"
     assert "password_hash" not in body
+
+
+def test_me_answers_exactly_the_documented_body(
+    client: TestClient, brokerage: Brokerage, db: Session
+) -> None:
+    """`/api/auth/me` renders its body itself (DirectRoute); it must be what FastAPI would have
+    made of `response_model=Me`, and the OpenAPI document must say so."""
+    response = client.get("/api/auth/me", headers=bearer(client, brokerage.broker))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    db.expire_all()  # the sign-in above set last_login_at
+    user = db.get(User, brokerage.broker.id)
+    assert user is not None
+    expected = Me(
+        **UserRead.model_validate(user).model_dump(),
+        tenant=TenantRead.of(db.get(Tenant, user.tenant_id)),
+    ).model_dump(mode="json")
+    assert response.json() == expected
+    spec = client.get("/api/openapi.json").json()["paths"]["/api/auth/me"]
+    assert list(spec) == ["get"]
+    schema = spec["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Me"}
+    assert client.post("/api/auth/me", headers=bearer(client, brokerage.broker)).status_code == 405
 
 
 def test_wrong_password_and_unknown_email_look_the_same(

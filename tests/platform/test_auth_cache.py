@@ -167,7 +167,9 @@ def identity(session_id: str = "s1", user_id: int = 7, tenant_id: int = 3) -> Id
         last_login_at=None,
         tenant=tenant,
     )
-    return Identity(principal, me, "api", None, None, expires_at=4102444800.0)
+    return Identity(
+        principal, me.model_dump_json().encode(), "api", None, None, expires_at=4102444800.0
+    )
 
 
 def test_entries_expire_after_the_ttl() -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from doorstep.app import create_app
 from doorstep.config import ConfigurationError, Settings
 from doorstep.platform.db import make_engine
-from doorstep.platform.observability import JsonFormatter
+from doorstep.platform.observability import JsonFormatter, Metrics
 from tests.conftest import Brokerage, bearer
 
 
@@ -61,6 +61,31 @@ def test_metrics_count_requests_by_route(client: TestClient, brokerage: Brokerag
     )
     assert 'route="/api/users/{user_id}",status="404"' in text
     assert "doorstep_http_request_duration_seconds_bucket" in text
+
+
+def test_latency_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    metrics = Metrics()
+    for seconds in (0.001, 0.002, 0.003, 0.5, 20.0):
+        metrics.observe("GET", "/x", 200, seconds)
+    metrics.observe("GET", "/x", 404, 0.01)
+    samples = {
+        (s.name, s.labels.get("le"), s.labels.get("status")): s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+    }
+    bucket = "doorstep_http_request_duration_seconds_bucket"
+    assert samples[(bucket, "0.002", None)] == 2  # 0.002 itself counts in le="0.002"
+    assert samples[(bucket, "0.005", None)] == 3
+    assert samples[(bucket, "0.01", None)] == 4
+    assert samples[(bucket, "0.5", None)] == 5
+    assert samples[(bucket, "10.0", None)] == 5
+    assert samples[(bucket, "+Inf", None)] == 6
+    assert samples[("doorstep_http_request_duration_seconds_count", None, None)] == 6
+    assert samples[("doorstep_http_request_duration_seconds_sum", None, None)] == pytest.approx(
+        20.516
+    )
+    assert samples[("doorstep_http_requests_total", None, "200")] == 5
+    assert samples[("doorstep_http_requests_total", None, "404")] == 1
 
 
 def test_request_id_is_returned_and_propagated(client: TestClient) -> None:

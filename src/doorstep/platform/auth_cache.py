@@ -42,7 +42,7 @@ class Identity:
     """A live session as the check found it: who acts, and what `/api/auth/me` shows."""
 
     principal: Principal
-    me: Me
+    me_json: bytes  # the body of `/api/auth/me`, rendered once
     kind: str
     secret_hash: str | None
     csrf_token: str | None
@@ -81,7 +81,9 @@ def load(session: Session, *, session_id: str) -> Identity:
     user, auth_session, tenant = auth.live_session(session, session_id=session_id)
     return Identity(
         principal=Principal.of(user, session_id=auth_session.id),
-        me=Me(**UserRead.model_validate(user).model_dump(), tenant=TenantRead.of(tenant)),
+        me_json=Me(**UserRead.model_validate(user).model_dump(), tenant=TenantRead.of(tenant))
+        .model_dump_json()
+        .encode(),
         kind=auth_session.kind,
         secret_hash=auth_session.secret_hash,
         csrf_token=auth_session.csrf_token,
