@@ -90,6 +90,8 @@ def serve(
     """Serve the platform (one process; see the README for production)."""
     import uvicorn
 
+    from doorstep.platform.wsserver import WS_PROTOCOL
+
     settings = get_settings()
     try:
         settings.resolved_secret_key()
@@ -103,6 +105,7 @@ def serve(
         port=port or settings.port,
         log_level="warning",
         proxy_headers=True,
+        ws=WS_PROTOCOL,  # uvicorn's, offering prebuilt frames to the live hub
     )
 
 

@@ -29,6 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 from doorstep.platform import events, realtime
 from doorstep.platform.auth import Principal, Role
 from doorstep.platform.events import Audience
+from doorstep.platform.wsserver import text_frame
 from tests.databases import PRODUCTION, REDIS
 from tests.platform.realtime_helpers import (
     ADMIN,
@@ -668,6 +669,16 @@ class FakeSocket:
             raise WebSocketDisconnect(1006)
         self.sent.append(json.loads(text))
 
+    def write_frame(self, frame: bytes) -> bool:
+        """The server's prebuilt-frame write (platform/wsserver.py): only when it could be
+        written at once; otherwise the caller falls back to `send_text`."""
+        if self.broken or not self.writable.is_set():
+            return False
+        assert frame[0] == 0x81, "a final, unmasked text frame"
+        header = 2 if frame[1] < 126 else 4
+        self.sent.append({**json.loads(frame[header:]), "prebuilt": True})
+        return True
+
     def ids(self, type_: str = "t") -> list[int]:
         return [m["id"] for m in self.sent if m["type"] == type_]
 
@@ -675,7 +686,9 @@ class FakeSocket:
 class Connection:
     """A subscriber and its running sender, as `realtime.stream` wires them."""
 
-    def __init__(self, *, queue_size: int = 10, heartbeat: float = 60.0) -> None:
+    def __init__(
+        self, *, queue_size: int = 10, heartbeat: float = 60.0, prebuilt: bool = False
+    ) -> None:
         self.socket = FakeSocket()
         self.hub = realtime.Hub(sessionmaker(), retention=timedelta(days=1))
         self.closed = asyncio.Event()
@@ -689,7 +702,11 @@ class Connection:
             user_id=1, tenant_id=1, role=Role.admin, email="a@example.com", full_name="A"
         )
         self.subscriber = realtime.Subscriber(
-            principal=principal, channels={"tenant:1"}, queue_size=queue_size, on_overflow=overflow
+            principal=principal,
+            channels={"tenant:1"},
+            queue_size=queue_size,
+            on_overflow=overflow,
+            write_frame=self.socket.write_frame if prebuilt else None,
         )
         self.sender = asyncio.create_task(
             realtime._send(self.socket, self.hub, self.subscriber, self.closed, heartbeat)
@@ -697,7 +714,8 @@ class Connection:
 
     def offer(self, *ids: int) -> None:
         for event_id in ids:
-            self.subscriber.offer(event_id, realtime.message(event_id, "t", {}))
+            text = realtime.message(event_id, "t", {})
+            self.subscriber.offer(event_id, text, text_frame(text))
 
     async def caught_up(self) -> None:
         await until(lambda: self.subscriber.direct is not None, "the sender to go idle")
@@ -717,12 +735,17 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) 
         await asyncio.sleep(0.001)
 
 
-async def test_a_caught_up_connection_is_written_to_by_the_hub_itself_in_order() -> None:
-    conn = Connection()
+@pytest.mark.parametrize("prebuilt", [False, True], ids=["asgi-send", "prebuilt-frame"])
+async def test_a_caught_up_connection_is_written_to_by_the_hub_itself_in_order(
+    prebuilt: bool,
+) -> None:
+    conn = Connection(prebuilt=prebuilt)
     await conn.caught_up()
     conn.offer(1, 2, 3, 4, 5)
     # Written inside offer(): no task ran in between, nothing was queued.
     assert conn.socket.ids() == [1, 2, 3, 4, 5]
+    # With the server's extension every one of them is the one prebuilt frame.
+    assert [m.get("prebuilt", False) for m in conn.socket.sent] == [prebuilt] * 5
     assert conn.subscriber.last_sent == 5
     assert conn.subscriber.queue.empty()
     conn.offer(4, 5)  # already sent (e.g. a resumed client): never twice
@@ -730,8 +753,11 @@ async def test_a_caught_up_connection_is_written_to_by_the_hub_itself_in_order()
     await conn.stop()
 
 
-async def test_a_paused_socket_queues_later_events_behind_the_write_in_flight() -> None:
-    conn = Connection()
+@pytest.mark.parametrize("prebuilt", [False, True], ids=["asgi-send", "prebuilt-frame"])
+async def test_a_paused_socket_queues_later_events_behind_the_write_in_flight(
+    prebuilt: bool,
+) -> None:
+    conn = Connection(prebuilt=prebuilt)
     await conn.caught_up()
     conn.offer(1)
     conn.socket.writable.clear()  # the client stops reading; the transport pauses
@@ -750,8 +776,11 @@ async def test_a_paused_socket_queues_later_events_behind_the_write_in_flight() 
     await conn.stop()
 
 
-async def test_overflow_behind_a_paused_write_drops_the_client_and_abandons_the_write() -> None:
-    conn = Connection(queue_size=3)
+@pytest.mark.parametrize("prebuilt", [False, True], ids=["asgi-send", "prebuilt-frame"])
+async def test_overflow_behind_a_paused_write_drops_the_client_and_abandons_the_write(
+    prebuilt: bool,
+) -> None:
+    conn = Connection(queue_size=3, prebuilt=prebuilt)
     await conn.caught_up()
     conn.socket.writable.clear()
     conn.offer(1, 2, 3)  # the paused write of 1, then 2 and 3: the queue is full

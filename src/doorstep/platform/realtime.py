@@ -25,6 +25,7 @@ from doorstep.platform.errors import DoorstepError
 from doorstep.platform.events import Event, audience_allows, fetch_after, latest_id
 from doorstep.platform.http import SESSION_COOKIE
 from doorstep.platform.observability import LatencyWindow
+from doorstep.platform.wsserver import EXTENSION, text_frame
 
 log = logging.getLogger("doorstep.realtime")
 
@@ -108,6 +109,9 @@ class Subscriber:
     # The edge's send, set only while its sender waits with nothing queued: the hub may then
     # write directly. None whenever the sender holds, or is writing, anything.
     direct: Callable[[str], Coroutine[Any, Any, None]] | None = field(default=None, init=False)
+    # The server's prebuilt-frame write (platform/wsserver.py), when the edge is a raw
+    # WebSocket served by Doorstep's protocol: a direct write is then one transport write.
+    write_frame: Callable[[bytes], bool] | None = None
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
@@ -119,11 +123,15 @@ class Subscriber:
             and audience_allows(event.audience, self.principal)
         )
 
-    def offer(self, event_id: int, text: str) -> None:
+    def offer(self, event_id: int, text: str, frame: bytes | None = None) -> None:
+        """Deliver an event (`frame`: the same text as a prebuilt WebSocket frame)."""
         if self.overflowed or event_id <= self.last_sent:
             return  # the client has it: it resumed from a later id than this process had read
         send = self.direct
         if send is not None and self.queue.empty():
+            if frame is not None and self.write_frame is not None and self.write_frame(frame):
+                self.last_sent = event_id  # written: the common case on Doorstep's server
+                return
             coro = send(text)
             try:
                 waiting = coro.send(None)
@@ -281,6 +289,7 @@ class Hub:
             rows = await run_in_threadpool(self._read, tenant_id, stream.last_id, None)
             for row in rows:
                 text = message(row.id, row.type, row.data, row.created_at.isoformat())
+                frame = text_frame(text)  # one frame for every connection (platform/wsserver.py)
                 addressed = _Addressed.of(row)
                 # Caught-up subscribers are written to right here, without suspending (see
                 # Subscriber); the others get the event queued. Every FANOUT_SLICE of them the
@@ -290,7 +299,7 @@ class Hub:
                 delivered = False
                 for n, subscriber in enumerate(list(stream.subscribers), 1):
                     if subscriber.wants(addressed):
-                        subscriber.offer(row.id, text)
+                        subscriber.offer(row.id, text, frame)
                         delivered = True
                     if n % FANOUT_SLICE == 0:
                         await asyncio.sleep(0)
@@ -445,11 +454,13 @@ async def stream(
     def overflow(_sub: Subscriber) -> None:
         closed.set()
 
+    prebuilt = websocket.scope.get("extensions", {}).get(EXTENSION)
     subscriber = Subscriber(
         principal=principal,
         channels=set(wanted),
         queue_size=settings.ws_queue_size,
         on_overflow=overflow,
+        write_frame=prebuilt["write"] if prebuilt else None,
     )
     subscriber.last_sent = resume or 0
     complete = await hub.attach(subscriber, resume)
