@@ -54,6 +54,7 @@ import secrets
 import select
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -952,6 +953,33 @@ def verdict(cases: list[Case]) -> list[str]:
     return lines
 
 
+def send_floor(n: int, size: int = 330, rounds: int = 5) -> float:
+    """The kernel's share: milliseconds to write `size` bytes once to each of `n` connected
+    loopback TCP sockets from one thread (plain `socket.send`, no Python framework), median of
+    `rounds`. Any one-process fan-out to `n` clients on this machine pays at least this."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=n)
+    port = listener.getsockname()[1]
+    readers, writers = [], []
+    try:
+        for _ in range(n):
+            readers.append(socket.create_connection(("127.0.0.1", port)))
+            writer, _address = listener.accept()
+            writer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            writers.append(writer)
+        payload, times = b"x" * size, []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for writer in writers:
+                writer.send(payload)
+            times.append((time.perf_counter() - started) * 1000)
+            for reader in readers:
+                reader.recv(65536)
+        return statistics.median(times)
+    finally:
+        for sock in (*readers, *writers, listener):
+            sock.close()
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "clients":
         run_clients(sys.argv[2:])
@@ -1027,6 +1055,11 @@ def main() -> None:
     print()
     print(table(cases))
     print()
+    for n in counts:
+        print(
+            f"kernel floor: {send_floor(n):.1f} ms to write one 330-byte message to each of "
+            f"{n:,} loopback sockets with plain socket.send (what any one-process fan-out pays)"
+        )
     for line in verdict(cases):
         print(line)
     if args.json:
