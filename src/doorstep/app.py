@@ -128,6 +128,8 @@ def create_app(settings: Settings | None = None, *, sessionmaker: Any = None) ->
         sessionmaker,
         retention=timedelta(days=settings.event_retention_days),
         latency=app.state.live_latency,
+        heartbeat=settings.ws_heartbeat_seconds,
+        idle=settings.ws_idle_seconds,
     )
     app.state.jobs = JobRunner(settings, sessionmaker)
     app.state.run_jobs = (

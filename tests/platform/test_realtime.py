@@ -687,12 +687,24 @@ class Connection:
     """A subscriber and its running sender, as `realtime.stream` wires them."""
 
     def __init__(
-        self, *, queue_size: int = 10, heartbeat: float = 60.0, prebuilt: bool = False
+        self,
+        *,
+        queue_size: int = 10,
+        heartbeat: float = 60.0,
+        idle: float = 600.0,
+        prebuilt: bool = False,
     ) -> None:
         self.socket = FakeSocket()
-        self.hub = realtime.Hub(sessionmaker(), retention=timedelta(days=1))
+        self.hub = realtime.Hub(
+            sessionmaker(), retention=timedelta(days=1), heartbeat=heartbeat, idle=idle
+        )
         self.closed = asyncio.Event()
         self.overflows = 0
+        self.idled = 0
+
+        def went_idle(_s: realtime.Subscriber) -> None:
+            self.idled += 1
+            self.closed.set()
 
         def overflow(_s: realtime.Subscriber) -> None:
             self.overflows += 1
@@ -707,9 +719,14 @@ class Connection:
             queue_size=queue_size,
             on_overflow=overflow,
             write_frame=self.socket.write_frame if prebuilt else None,
+            keepalive=True,
+            on_idle=went_idle,
         )
+        # Attached as `Hub.attach` would (without its database reads), the hub's clock running.
+        self.hub._streams[1] = realtime._TenantStream(last_id=0, subscribers={self.subscriber})
+        self.hub.start_clock()
         self.sender = asyncio.create_task(
-            realtime._send(self.socket, self.hub, self.subscriber, self.closed, heartbeat)
+            realtime._send(self.socket, self.hub, self.subscriber, self.closed)
         )
 
     def offer(self, *ids: int) -> None:
@@ -726,6 +743,7 @@ class Connection:
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await self.sender
         self.hub.detach(self.subscriber)
+        await self.hub.stop()
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
@@ -836,4 +854,35 @@ async def test_heartbeats_come_only_when_the_connection_has_been_quiet() -> None
     assert conn.socket.ids() == list(range(1, event_id + 1))
     await until(lambda: bool(conn.socket.ids("heartbeat")), "a heartbeat once quiet")
     assert conn.socket.ids("heartbeat") == [event_id], "a heartbeat carries the last id sent"
+    await conn.stop()
+
+
+async def test_the_clock_closes_a_silent_client_and_spares_one_that_talks() -> None:
+    talking, silent = Connection(heartbeat=0.1, idle=0.4), Connection(heartbeat=0.1, idle=0.4)
+    began = time.monotonic()
+    while time.monotonic() - began < 1.0:  # well past the idle limit
+        talking.subscriber.heard = True  # what `_receive` notes for each client message
+        await asyncio.sleep(0.02)
+    assert talking.idled == 0
+    assert not talking.closed.is_set()
+    await until(lambda: silent.idled >= 1, "the silent client to be closed as idle")
+    assert silent.closed.is_set()
+    # Both were quiet (no events): both had heartbeats meanwhile, from the clock.
+    assert talking.socket.ids("heartbeat")
+    assert silent.socket.ids("heartbeat")
+    for conn in (talking, silent):
+        await conn.stop()
+
+
+async def test_the_clock_allocates_nothing_for_a_busy_connection() -> None:
+    """Per-connection timers were the garbage that grew the collector's oldest generation at
+    5,000 connections; a connection written to directly now costs the clock no objects."""
+    conn = Connection(heartbeat=0.05, idle=600)
+    await conn.caught_up()
+    getter = conn.subscriber.queue._getters[0]  # the sender's one waiting get()
+    for event_id in range(1, 40):
+        conn.offer(event_id)
+        await asyncio.sleep(0.01)  # several ticks pass
+    assert conn.socket.ids("heartbeat") == [], "never quiet, never a heartbeat"
+    assert list(conn.subscriber.queue._getters) == [getter], "the same wait all along"
     await conn.stop()

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -112,6 +113,15 @@ class Subscriber:
     # The server's prebuilt-frame write (platform/wsserver.py), when the edge is a raw
     # WebSocket served by Doorstep's protocol: a direct write is then one transport write.
     write_frame: Callable[[bytes], bool] | None = None
+    # A raw WebSocket's liveness, kept by the hub's clock (`Hub.keep_time`) rather than by
+    # timers of its own: heartbeats when nothing was written for a while, and `on_idle` when
+    # the client said nothing for too long. Edges that are not sockets (Socket.IO) leave it off.
+    keepalive: bool = False
+    on_idle: Callable[[Subscriber], None] = lambda _s: None
+    written: bool = field(default=False, init=False)  # since the clock's last tick
+    heard: bool = field(default=False, init=False)
+    quiet_for: float = field(default=0.0, init=False)
+    silent_for: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
@@ -131,12 +141,14 @@ class Subscriber:
         if send is not None and self.queue.empty():
             if frame is not None and self.write_frame is not None and self.write_frame(frame):
                 self.last_sent = event_id  # written: the common case on Doorstep's server
+                self.written = True
                 return
             coro = send(text)
             try:
                 waiting = coro.send(None)
             except StopIteration:
                 self.last_sent = event_id  # written: the common case
+                self.written = True
                 return
             except Exception:
                 # The socket is closing or gone. Hand the event to the sender, which meets the
@@ -156,6 +168,20 @@ class Subscriber:
             self.overflowed = True
             self.direct = None
             self.on_overflow(self)
+
+    def tick(self, elapsed: float, *, heartbeat: float, idle: float) -> None:
+        """One beat of the hub's clock, `elapsed` seconds after the last."""
+        self.quiet_for = 0.0 if self.written else self.quiet_for + elapsed
+        self.silent_for = 0.0 if self.heard else self.silent_for + elapsed
+        self.written = self.heard = False
+        if self.silent_for >= idle:
+            self.on_idle(self)
+        elif self.quiet_for >= heartbeat:
+            self.quiet_for = 0.0
+            # Through the sender, like any queued write; a connection with a full queue is
+            # anything but quiet.
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait((self.last_sent, message(self.last_sent, "heartbeat", {})))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,26 +257,35 @@ class Hub:
         retention: timedelta,
         poll_seconds: float = 1.0,
         latency: LatencyWindow | None = None,
+        heartbeat: float = 20.0,
+        idle: float = 90.0,
     ) -> None:
         self._factory = factory
         self.retention = retention
         self.poll_seconds = poll_seconds
+        self.heartbeat = heartbeat
+        self.idle = idle
         # Outbox row written -> fanned out, once per event that had a recipient here: the
         # system status's live event latency.
         self.latency = latency if latency is not None else LatencyWindow()
         self._streams: dict[int, _TenantStream] = {}
-        self._poller: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._poller = asyncio.create_task(self._poll(), name="doorstep-hub-poll")
+        self._tasks.append(asyncio.create_task(self._poll(), name="doorstep-hub-poll"))
+        self.start_clock()
+
+    def start_clock(self) -> None:
+        self._tasks.append(asyncio.create_task(self.keep_time(), name="doorstep-hub-clock"))
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+                await task
+        self._tasks.clear()
 
     @property
     def connections(self) -> int:
@@ -323,6 +358,26 @@ class Hub:
             for tenant_id, stream in list(self._streams.items()):
                 if stream.subscribers:
                     self._schedule(tenant_id, stream)
+
+    async def keep_time(self) -> None:
+        """Heartbeats and idle closes for every raw WebSocket of this process, from one clock.
+
+        Per-connection timers (a timeout around each wait and each read) left thousands of
+        objects per second behind at 5,000 connections, which grew the collector's oldest
+        generation until a full collection stopped the process for 0.7 s
+        (docs/performance.md, "Real-time fan-out"). The clock allocates nothing per
+        connection: a heartbeat comes after `heartbeat` to `heartbeat + tick` seconds without a
+        write, an idle close after `idle` to `idle + tick` seconds without a word."""
+        tick = min(self.heartbeat, self.idle) / 2
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            elapsed, last = now - last, now
+            for stream in list(self._streams.values()):
+                for subscriber in list(stream.subscribers):
+                    if subscriber.keepalive:
+                        subscriber.tick(elapsed, heartbeat=self.heartbeat, idle=self.idle)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -450,8 +505,14 @@ async def stream(
         return
 
     closed = asyncio.Event()
+    went_idle = False
 
     def overflow(_sub: Subscriber) -> None:
+        closed.set()
+
+    def idle(_sub: Subscriber) -> None:
+        nonlocal went_idle
+        went_idle = True
         closed.set()
 
     prebuilt = websocket.scope.get("extensions", {}).get(EXTENSION)
@@ -461,6 +522,8 @@ async def stream(
         queue_size=settings.ws_queue_size,
         on_overflow=overflow,
         write_frame=prebuilt["write"] if prebuilt else None,
+        keepalive=True,
+        on_idle=idle,
     )
     subscriber.last_sent = resume or 0
     complete = await hub.attach(subscriber, resume)
@@ -473,12 +536,8 @@ async def stream(
             await websocket.send_text(
                 message(last_sent, "reload", {"detail": "Missed events are past retention; reload"})
             )
-        sender = asyncio.create_task(
-            _send(websocket, hub, subscriber, closed, settings.ws_heartbeat_seconds)
-        )
-        receiver = asyncio.create_task(
-            _receive(websocket, principal, subscriber, settings.ws_idle_seconds)
-        )
+        sender = asyncio.create_task(_send(websocket, hub, subscriber, closed))
+        receiver = asyncio.create_task(_receive(websocket, principal, subscriber))
         done, pending = await asyncio.wait(
             {sender, receiver, asyncio.create_task(closed.wait())},
             return_when=asyncio.FIRST_COMPLETED,
@@ -487,6 +546,8 @@ async def stream(
             task.cancel()
         if subscriber.overflowed:
             await _close(websocket, CLOSE_OVERFLOW, f"overflow; resume from {subscriber.last_sent}")
+        elif went_idle:
+            await _close(websocket, CLOSE_IDLE, "idle")
         for task in done:
             failure = None if task.cancelled() else task.exception()
             if failure is not None and not isinstance(failure, WebSocketDisconnect):
@@ -513,65 +574,47 @@ async def _send(
     hub: Hub,
     subscriber: Subscriber,
     closed: asyncio.Event,
-    heartbeat: float,
 ) -> None:
-    """The connection's sender: its backlog, then whatever queues up; when there is nothing to
-    write it lets the hub write directly and sends a heartbeat after `heartbeat` seconds
-    without one."""
+    """The connection's sender: its backlog, then whatever queues up (events the hub could not
+    write directly, the clock's heartbeats); when there is nothing to write it lets the hub
+    write directly."""
     send = websocket.send_text
     queue = subscriber.queue
     try:
         await hub.replay(subscriber, send)
         while not closed.is_set():
             if queue.empty():
-                item = await _idle(subscriber, send, heartbeat)
-                if item is None:
-                    continue
+                event_id, payload = await _idle(subscriber, send)
             else:
-                item = queue.get_nowait()
-            event_id, payload = item
+                event_id, payload = queue.get_nowait()
             if isinstance(payload, str):
                 await send(payload)
             else:
                 await payload.finish()
             subscriber.last_sent = event_id
+            subscriber.written = True
     finally:
         subscriber.direct = None
 
 
 async def _idle(
-    subscriber: Subscriber, send: Callable[[str], Coroutine[Any, Any, None]], heartbeat: float
-) -> tuple[int, str | _Paused] | None:
+    subscriber: Subscriber, send: Callable[[str], Coroutine[Any, Any, None]]
+) -> tuple[int, str | _Paused]:
     """Wait, caught up, for the next queued item while the hub writes to the socket directly.
-
-    One timer per wait, not per message: while the hub writes, this wait goes on; when it
-    times out with nothing written meanwhile the connection has been quiet for `heartbeat`
-    seconds, and gets a heartbeat. Returns None when there was no item."""
-    before = subscriber.last_sent
+    No timer: heartbeats come from the hub's clock, through the queue."""
     subscriber.direct = send
     try:
-        async with asyncio.timeout(heartbeat):
-            return await subscriber.queue.get()
-    except TimeoutError:
-        pass
+        return await subscriber.queue.get()
     finally:
         subscriber.direct = None
-    if subscriber.last_sent == before:
-        await send(message(subscriber.last_sent, "heartbeat", {}))
-    return None
 
 
-async def _receive(
-    websocket: WebSocket, principal: Principal, subscriber: Subscriber, idle: float
-) -> None:
-    """Client messages: {"type": "ping"} and {"type": "subscribe"|"unsubscribe", "channel": c}."""
+async def _receive(websocket: WebSocket, principal: Principal, subscriber: Subscriber) -> None:
+    """Client messages: {"type": "ping"} and {"type": "subscribe"|"unsubscribe", "channel": c}.
+    Each one tells the hub's clock the client is alive (`Subscriber.heard`)."""
     while True:
-        try:
-            async with asyncio.timeout(idle):  # a timer, not a task, per message
-                raw = await websocket.receive_text()
-        except TimeoutError:
-            await _close(websocket, CLOSE_IDLE, "idle")
-            return
+        raw = await websocket.receive_text()
+        subscriber.heard = True
         try:
             body = json.loads(raw)
             kind = body["type"] if isinstance(body, dict) else None
