@@ -857,6 +857,25 @@ async def test_heartbeats_come_only_when_the_connection_has_been_quiet() -> None
     await conn.stop()
 
 
+async def test_a_heartbeat_queues_in_order_and_carries_the_last_id_written_before_it() -> None:
+    conn = Connection(heartbeat=600)
+    await conn.caught_up()
+    conn.offer(1, 2)
+    conn.subscriber.tick(1, heartbeat=600, idle=10_000)  # the writes above: not quiet
+    assert conn.subscriber.queue.empty()
+    conn.subscriber.tick(601, heartbeat=600, idle=10_000)  # quiet for 601 s: a heartbeat
+    conn.offer(3)  # behind the heartbeat, never before it
+    await until(lambda: conn.socket.ids() == [1, 2, 3], "event 3")
+    assert [(m["type"], m["id"]) for m in conn.socket.sent] == [
+        ("t", 1),
+        ("t", 2),
+        ("heartbeat", 2),
+        ("t", 3),
+    ]
+    assert conn.subscriber.last_sent == 3
+    await conn.stop()
+
+
 async def test_the_clock_closes_a_silent_client_and_spares_one_that_talks() -> None:
     talking, silent = Connection(heartbeat=0.1, idle=0.4), Connection(heartbeat=0.1, idle=0.4)
     began = time.monotonic()

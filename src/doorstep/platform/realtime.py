@@ -101,7 +101,7 @@ class Subscriber:
     channels: set[str]
     queue_size: int = 1000
     on_overflow: Callable[[Subscriber], None] = lambda _s: None
-    queue: asyncio.Queue[tuple[int, str | _Paused]] = field(init=False)
+    queue: asyncio.Queue[tuple[int, str | _Paused | _Heartbeat]] = field(init=False)
     overflowed: bool = False
     last_sent: int = 0
     # What a resuming client missed, (after, up_to]: the sender replays it from the outbox at
@@ -181,7 +181,7 @@ class Subscriber:
             # Through the sender, like any queued write; a connection with a full queue is
             # anything but quiet.
             with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait((self.last_sent, message(self.last_sent, "heartbeat", {})))
+                self.queue.put_nowait((0, HEARTBEAT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +196,13 @@ class _Addressed:
     @classmethod
     def of(cls, row: Event) -> _Addressed:
         return cls(tenant_id=row.tenant_id, channels=frozenset(row.channels), audience=row.audience)
+
+
+class _Heartbeat:
+    """The clock's heartbeat in a connection's queue: written with the last id sent by then."""
+
+
+HEARTBEAT = _Heartbeat()
 
 
 class _Paused:
@@ -426,6 +433,7 @@ class Hub:
                 if subscriber.wants(row):
                     await send(message(row.id, row.type, row.data, row.created_at.isoformat()))
                     subscriber.last_sent = row.id
+                    subscriber.written = True
                 after = row.id
 
     def _known(self, tenant_id: int, event_id: int) -> bool:
@@ -587,11 +595,11 @@ async def _send(
                 event_id, payload = await _idle(subscriber, send)
             else:
                 event_id, payload = queue.get_nowait()
-            if isinstance(payload, str):
-                await send(payload)
+            if isinstance(payload, _Heartbeat):  # not an event: the last id stays
+                await send(message(subscriber.last_sent, "heartbeat", {}))
             else:
-                await payload.finish()
-            subscriber.last_sent = event_id
+                await (send(payload) if isinstance(payload, str) else payload.finish())
+                subscriber.last_sent = event_id
             subscriber.written = True
     finally:
         subscriber.direct = None
@@ -599,7 +607,7 @@ async def _send(
 
 async def _idle(
     subscriber: Subscriber, send: Callable[[str], Coroutine[Any, Any, None]]
-) -> tuple[int, str | _Paused]:
+) -> tuple[int, str | _Paused | _Heartbeat]:
     """Wait, caught up, for the next queued item while the hub writes to the socket directly.
     No timer: heartbeats come from the hub's clock, through the queue."""
     subscriber.direct = send
