@@ -281,18 +281,20 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._poll(), name="doorstep-hub-poll"))
+        # A fresh list: an app started again (two test clients on one app, each with its own
+        # event loop) stops only what its own start began.
+        self._tasks = [asyncio.create_task(self._poll(), name="doorstep-hub-poll")]
         self.start_clock()
 
     def start_clock(self) -> None:
         self._tasks.append(asyncio.create_task(self.keep_time(), name="doorstep-hub-clock"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks.clear()
 
     @property
     def connections(self) -> int:
