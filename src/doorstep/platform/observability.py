@@ -73,6 +73,7 @@ class Metrics:
     paid for a reading taken every few seconds."""
 
     BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+    _LE = (*(str(float(b)) for b in BUCKETS), "+Inf")  # the buckets' `le` labels
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -105,9 +106,8 @@ class Metrics:
             labels=["method", "route"],
         )
         for (method, route), values in list(self._latency.items()):
-            counts = list(accumulate(values[:-1]))
-            bounds = [*(str(float(b)) for b in self.BUCKETS), "+Inf"]
-            latency.add_metric([method, route], list(zip(bounds, counts, strict=True)), values[-1])
+            buckets = list(zip(self._LE, accumulate(values[:-1]), strict=True))
+            latency.add_metric([method, route], buckets, values[-1])
         yield requests
         yield latency
 

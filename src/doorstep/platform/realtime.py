@@ -103,6 +103,7 @@ class Subscriber:
     on_overflow: Callable[[Subscriber], None] = lambda _s: None
     queue: asyncio.Queue[tuple[int, str | _Paused | _Heartbeat]] = field(init=False)
     overflowed: bool = False
+    idled: bool = False  # its client said nothing for the hub's idle limit
     last_sent: int = 0
     # What a resuming client missed, (after, up_to]: the sender replays it from the outbox at
     # the client's pace before the live queue, which only ever holds newer events.
@@ -175,7 +176,9 @@ class Subscriber:
         self.silent_for = 0.0 if self.heard else self.silent_for + elapsed
         self.written = self.heard = False
         if self.silent_for >= idle:
-            self.on_idle(self)
+            if not self.idled:
+                self.idled = True
+                self.on_idle(self)
         elif self.quiet_for >= heartbeat:
             self.quiet_for = 0.0
             # Through the sender, like any queued write; a connection with a full queue is
@@ -515,14 +518,8 @@ async def stream(
         return
 
     closed = asyncio.Event()
-    went_idle = False
 
-    def overflow(_sub: Subscriber) -> None:
-        closed.set()
-
-    def idle(_sub: Subscriber) -> None:
-        nonlocal went_idle
-        went_idle = True
+    def stop(_sub: Subscriber) -> None:  # overflowed or idle: the flags on it say which
         closed.set()
 
     prebuilt = websocket.scope.get("extensions", {}).get(EXTENSION)
@@ -530,10 +527,10 @@ async def stream(
         principal=principal,
         channels=set(wanted),
         queue_size=settings.ws_queue_size,
-        on_overflow=overflow,
+        on_overflow=stop,
         write_frame=prebuilt["write"] if prebuilt else None,
         keepalive=True,
-        on_idle=idle,
+        on_idle=stop,
     )
     subscriber.last_sent = resume or 0
     complete = await hub.attach(subscriber, resume)
@@ -556,7 +553,7 @@ async def stream(
             task.cancel()
         if subscriber.overflowed:
             await _close(websocket, CLOSE_OVERFLOW, f"overflow; resume from {subscriber.last_sent}")
-        elif went_idle:
+        elif subscriber.idled:
             await _close(websocket, CLOSE_IDLE, "idle")
         for task in done:
             failure = None if task.cancelled() else task.exception()

@@ -14,7 +14,7 @@ from doorstep.platform import accounts
 from doorstep.platform.access import readable
 from doorstep.platform.auth import Principal, Tenant
 from doorstep.platform.errors import DoorstepError
-from doorstep.platform.http import DB, DoorstepRoute, require_role
+from doorstep.platform.http import DB, DoorstepRoute, is_htmx, require_role
 from doorstep.reports import builder, rules, service
 from doorstep.reports.models import Company
 from doorstep.web.formatting import local_time
@@ -55,7 +55,7 @@ def _context(db: Session, principal: Principal, tenant: Tenant) -> dict[str, Any
 @router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request, db: DB, principal: Viewer) -> Response:
     tenant = accounts.get_tenant(db, principal=principal)
-    if request.headers.get("hx-request") == "true":
+    if is_htmx(request):
         return render(
             request, "reports/_history.html", _history(db, principal, tenant), tenant=tenant
         )
