@@ -31,7 +31,7 @@ from doorstep.config import Settings
 from doorstep.platform.audit import set_actor
 from doorstep.platform.auth import Principal, Role, Tenant, User, hash_password
 from doorstep.platform.db import make_engine
-from tests.databases import PRODUCTION, REDIS, fresh_database
+from tests.databases import PRODUCTION, REDIS, copy_of, fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -330,10 +330,41 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The real server process on demo data (the same `seed-demo` a user runs)."""
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated and seeded once per run by the CLI, as a user does it, for tests to
+    copy (`tests.databases.copy_of`) and never to change or connect to: seeding takes one to
+    three minutes on a busy machine, a copy about a second."""
+    workdir = tmp_path_factory.mktemp("demo")
+    with fresh_database(workdir, "demo") as url:
+        env = {
+            **os.environ,
+            "DOORSTEP_DATABASE_URL": url,
+            "DOORSTEP_SECRET_KEY": "demo-secret-" + "d" * 40,
+            "DOORSTEP_JOBS_PATH": str(workdir / "jobs.db"),
+        }
+        env.pop("DOORSTEP_REDIS_URL", None)  # nothing listens while seeding
+        for command in (["migrate"], ["seed-demo"]):
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "doorstep.cli", *command],
+                env=env,
+                check=True,
+                cwd=workdir,
+                capture_output=True,
+            )
+            record_figure(
+                f"doorstep {command[0]} on the test database (s)", time.perf_counter() - started
+            )
+        yield url
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, demo_database: str
+) -> Iterator[LiveServer]:
+    """The real server process on a copy of the demo data (the same `seed-demo` a user runs)."""
     workdir = tmp_path_factory.mktemp("live")
-    with fresh_database(workdir, "live") as url:
+    with copy_of(demo_database, workdir, "live") as url:
         env = {
             **os.environ,
             "DOORSTEP_DATABASE_URL": url,
@@ -345,14 +376,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             env["DOORSTEP_REDIS_URL"] = REDIS
         else:
             env.pop("DOORSTEP_REDIS_URL", None)
-        for command in (["migrate"], ["seed-demo"]):
-            subprocess.run(
-                [sys.executable, "-m", "doorstep.cli", *command],
-                env=env,
-                check=True,
-                cwd=workdir,
-                capture_output=True,
-            )
         port = free_port()
         process = start_server(env, port, workdir / "server.log")
         # In production mode the server runs no jobs; a worker does, as in a real deployment.

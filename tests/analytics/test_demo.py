@@ -2,13 +2,12 @@
 and 18 months of sales that look like a café's (volume, peaks, weekdays, seasons, customers who
 come back and churn), Riley Realty's closings in its warehouse, deterministic and idempotent.
 
-The whole demo is seeded once, at the test scale (DOORSTEP_DEMO_SCALE = 0.05), into a fresh
-database (SQLite, or PostgreSQL in production mode); the full-scale volume is checked on the
-plan's arrays, without a database."""
+The tests read a copy of the run's demo database (conftest's `demo_database`: `doorstep
+seed-demo` at the test scale, DOORSTEP_DEMO_SCALE = 0.05, on SQLite, or PostgreSQL in production
+mode); the full-scale volume is checked on the plan's arrays, without a database."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -35,14 +34,11 @@ from doorstep.analytics.models import (
     ProductPerformance,
     SilverCustomer,
 )
-from doorstep.cli import run_migrations
-from doorstep.config import get_settings
 from doorstep.demo import seed_demo
 from doorstep.platform.auth import Principal, Role, Tenant, User, authenticate
 from doorstep.platform.db import make_engine, make_sessionmaker, transaction, utcnow
 from doorstep.transactions.models import EscrowStatus, Transaction
-from tests.conftest import record_figure
-from tests.databases import fresh_database
+from tests.databases import copy_of
 
 SCALE = 0.05
 PASSWORD = "doorstep-demo"
@@ -56,24 +52,11 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    workdir = tmp_path_factory.mktemp("analytics-demo")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(demo.SCALE_ENV, str(SCALE))
-        mp.setenv("DOORSTEP_MEDIA_DIR", str(workdir / "media"))
-        get_settings.cache_clear()
-        with fresh_database(workdir, "analyticsdemo") as url:
-            run_migrations(url)
-            engine = make_engine(url)
-            factory = make_sessionmaker(engine)
-            started = time.perf_counter()
-            with transaction(factory) as session:
-                seed_demo(session, password=PASSWORD)
-            record_figure("whole demo seed at scale 0.05 (s)", time.perf_counter() - started)
-            today = utcnow().astimezone(ZoneInfo(demo.TIMEZONE)).date()
-            yield Seeded(factory, today)
-            engine.dispose()
-    get_settings.cache_clear()
+def seeded(tmp_path_factory: pytest.TempPathFactory, demo_database: str) -> Iterator[Seeded]:
+    with copy_of(demo_database, tmp_path_factory.mktemp("analytics-demo"), "analytics") as url:
+        engine = make_engine(url)
+        yield Seeded(make_sessionmaker(engine), utcnow().astimezone(ZoneInfo(demo.TIMEZONE)).date())
+        engine.dispose()
 
 
 def _cafe(session: Session) -> Tenant:

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from doorstep.platform.auth import User
 from doorstep.platform.db import make_engine
 from doorstep.platform.events import Event
 from tests.conftest import RUN_ID, free_port, start_server
-from tests.databases import REDIS, fresh_database
+from tests.databases import REDIS, copy_of
 
 DEMO_PASSWORD = "doorstep-demo"
 ADMIN = "admin@doorstep.demo"
@@ -83,8 +82,9 @@ class Site:
 
 
 @contextlib.contextmanager
-def demo_site(workdir: Path, label: str) -> Iterator[Site]:
-    with fresh_database(workdir, label) as url:
+def demo_site(workdir: Path, label: str, demo_database: str) -> Iterator[Site]:
+    """A site of its own on a copy of the demo data (conftest's `demo_database`)."""
+    with copy_of(demo_database, workdir, label) as url:
         env = {
             **os.environ,
             "DOORSTEP_DATABASE_URL": url,
@@ -102,14 +102,6 @@ def demo_site(workdir: Path, label: str) -> Iterator[Site]:
             env["DOORSTEP_REDIS_URL"] = REDIS
         else:
             env.pop("DOORSTEP_REDIS_URL", None)
-        for command in (["migrate"], ["seed-demo"]):
-            subprocess.run(
-                [sys.executable, "-m", "doorstep.cli", *command],
-                env=env,
-                check=True,
-                cwd=workdir,
-                capture_output=True,
-            )
         engine = make_engine(url)
         try:
             yield Site(workdir=workdir, database_url=url, env=env, engine=engine)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from doorstep.cli import app
 from doorstep.config import get_settings
-from doorstep.platform.auth import Role, User, verify_password
+from doorstep.platform.audit import AuditEntry
+from doorstep.platform.auth import Role, Tenant, User, verify_password
 from doorstep.platform.db import make_engine, make_sessionmaker
-from tests.databases import fresh_database
+from tests.databases import copy_of, fresh_database
 
 
 @pytest.fixture
@@ -59,9 +60,28 @@ def test_migrate_then_create_user(cli_database: str) -> None:
     engine.dispose()
 
 
-def test_seed_demo_command(cli_database: str) -> None:
-    runner = CliRunner()
-    assert runner.invoke(app, ["migrate"]).exit_code == 0
-    result = runner.invoke(app, ["seed-demo"])
-    assert result.exit_code == 0, result.output
-    assert "demo data is in place" in result.output
+def test_seed_demo_command_again_changes_nothing(
+    tmp_path: Path, demo_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # conftest's demo_database ran `doorstep migrate` and `doorstep seed-demo` on an empty
+    # database (and fails the run if either exits non-zero); a second run keeps what is there.
+    with copy_of(demo_database, tmp_path, "cli") as url:
+        monkeypatch.setenv("DOORSTEP_DATABASE_URL", url)
+        get_settings.cache_clear()
+        engine = make_engine(url)
+        before = _counts(engine)
+        result = CliRunner().invoke(app, ["seed-demo"])
+        assert result.exit_code == 0, result.output
+        assert "demo data is in place" in result.output
+        assert _counts(engine) == before
+        assert before[0] > 40  # Riley Realty's broker, 40 agents, clients, the other tenants
+        engine.dispose()
+    get_settings.cache_clear()
+
+
+def _counts(engine: Engine) -> tuple[int, ...]:
+    with engine.connect() as conn:
+        return tuple(
+            conn.scalar(select(func.count()).select_from(table)) or 0
+            for table in (User.__table__, Tenant.__table__, AuditEntry.__table__)
+        )

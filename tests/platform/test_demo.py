@@ -12,7 +12,7 @@ from doorstep.demo import seed_demo
 from doorstep.platform.audit import AuditEntry
 from doorstep.platform.auth import Role, Tenant, User, verify_password
 from doorstep.platform.db import make_engine, make_sessionmaker, transaction
-from tests.databases import fresh_database
+from tests.databases import copy_of, fresh_database
 
 
 def _snapshot(session: Session) -> tuple[int, int, int, list[tuple[str, str]]]:
@@ -26,13 +26,11 @@ def _snapshot(session: Session) -> tuple[int, int, int, list[tuple[str, str]]]:
     return users, tenants, audit, people
 
 
-def test_seed_is_complete_deterministic_and_idempotent(tmp_path: Path) -> None:
-    with fresh_database(tmp_path, "demo") as url:
-        run_migrations(url)
+def test_seed_is_complete_deterministic_and_idempotent(tmp_path: Path, demo_database: str) -> None:
+    # What `doorstep seed-demo` made of an empty database (conftest's demo_database), ...
+    with copy_of(demo_database, tmp_path, "demo") as url:
         engine = make_engine(url)
         factory = make_sessionmaker(engine)
-        with transaction(factory) as session:
-            seed_demo(session, password="doorstep-demo")
         with transaction(factory) as session:
             first = _snapshot(session)
             riley = session.scalar(select(Tenant).where(Tenant.slug == "riley-realty"))
@@ -65,7 +63,7 @@ def test_seed_is_complete_deterministic_and_idempotent(tmp_path: Path) -> None:
             assert _snapshot(session) == first
         engine.dispose()
 
-        # Deterministic: a second, separate database gets the very same people.
+        # ... and deterministic: seeding a second, empty database gives the very same people.
         with fresh_database(tmp_path, "demo2") as other_url:
             run_migrations(other_url)
             other_engine = make_engine(other_url)

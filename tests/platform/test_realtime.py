@@ -59,8 +59,8 @@ CLOSE_BAD_INPUT = 4400
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with demo_site(tmp_path_factory.mktemp("realtime"), "realtime") as made:
+def site(tmp_path_factory: pytest.TempPathFactory, demo_database: str) -> Iterator[Site]:
+    with demo_site(tmp_path_factory.mktemp("realtime"), "realtime", demo_database) as made:
         yield made
 
 

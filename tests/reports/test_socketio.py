@@ -50,8 +50,8 @@ SEED_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with demo_site(tmp_path_factory.mktemp("sio"), "sio") as made:
+def site(tmp_path_factory: pytest.TempPathFactory, demo_database: str) -> Iterator[Site]:
+    with demo_site(tmp_path_factory.mktemp("sio"), "sio", demo_database) as made:
         yield made
 
 

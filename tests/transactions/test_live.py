@@ -33,8 +33,8 @@ AGENT, BUYER, OTHER_AGENT, HARBOR, ADMIN = (
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with demo_site(tmp_path_factory.mktemp("tx-live"), "txlive") as made:
+def site(tmp_path_factory: pytest.TempPathFactory, demo_database: str) -> Iterator[Site]:
+    with demo_site(tmp_path_factory.mktemp("tx-live"), "txlive", demo_database) as made:
         yield made
 
 
