@@ -9,7 +9,6 @@ from huey import crontab
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from doorstep.analytics import ml, training
 from doorstep.analytics.models import AnalyticsSource, DailySalesSummary
 from doorstep.analytics.square import SquareAuthError
 from doorstep.analytics.sync import SquareNotConfigured, UnknownTenant, sync_square
@@ -72,6 +71,10 @@ every(SYNC_ALL, crontab(minute="7"))
 @job(TRAIN, max_attempts=2, backoff_seconds=600)
 def train_job(session: Session, *, tenant_id: int, model: str = "all") -> None:
     """Retrain one tenant's sales models; a model without enough data is skipped (logged)."""
+    # Imported here: pandas, scikit-learn and SciPy take a second to load, and only the process
+    # that trains needs them (not every server and worker at start-up).
+    from doorstep.analytics import ml, training
+
     for name in training.MODELS if model == "all" else (model,):
         try:
             with session.begin_nested():

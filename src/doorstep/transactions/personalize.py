@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from doorstep.config import Settings
 from doorstep.transactions.rules import CelebrationText
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger("doorstep.transactions.personalize")
 
@@ -32,6 +33,8 @@ RECOMMENDATION_SYSTEM = (
 def _client(settings: Settings) -> anthropic.Anthropic | None:
     if not settings.anthropic_api_key:
         return None
+    import anthropic  # only when configured: the client takes 2 s to import, in every process
+
     return anthropic.Anthropic(
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url,
@@ -44,6 +47,8 @@ def _ask(settings: Settings, *, system: str, prompt: str) -> Any | None:
     client = _client(settings)
     if client is None:
         return None
+    import anthropic
+
     try:
         reply = client.messages.create(
             model=settings.anthropic_model,
