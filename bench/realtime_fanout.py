@@ -973,10 +973,11 @@ def _floor_reader(port: int, n: int, size: int, rounds: int, done: Any) -> None:
         sock.close()
 
 
-def send_floor(n: int, size: int = 330, rounds: int = 5) -> float:
+def send_floor(n: int, size: int = 330, rounds: int = 5) -> tuple[float, float]:
     """The kernel's share: milliseconds to write `size` bytes once to each of `n` loopback TCP
     connections with plain `socket.send` from one thread, while another process reads them
-    with epoll (as the clients do); median of `rounds`. No framework, no WebSocket framing: any
+    with epoll (as the clients do), and milliseconds until that reader has the last byte;
+    medians of `rounds`. No framework, no WebSocket framing, no request before the fan-out: any
     one-process fan-out to `n` clients on this machine pays at least this."""
     import multiprocessing
 
@@ -993,14 +994,15 @@ def send_floor(n: int, size: int = 330, rounds: int = 5) -> float:
             writer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             writers.append(writer)
         parent.recv()  # connected
-        payload, times = b"x" * size, []
+        payload, written, read = b"x" * size, [], []
         for _ in range(rounds):
             started = time.perf_counter()
             for writer in writers:
                 writer.send(payload)
-            times.append((time.perf_counter() - started) * 1000)
+            written.append((time.perf_counter() - started) * 1000)
             parent.recv()  # the reader has it all
-        return statistics.median(times)
+            read.append((time.perf_counter() - started) * 1000)
+        return statistics.median(written), statistics.median(read)
     finally:
         reader.join(timeout=30)
         for sock in (*writers, listener):
@@ -1083,10 +1085,12 @@ def main() -> None:
     print(table(cases))
     print()
     for n in counts:
+        written, read = send_floor(n)
         print(
-            f"kernel floor: {send_floor(n):.1f} ms to write one 330-byte message to each of "
-            f"{n:,} loopback sockets read by another process (socket.send, no framework: "
-            "what any one-process fan-out pays)"
+            f"kernel floor: {written:.1f} ms to write one 330-byte message to each of {n:,} "
+            f"loopback sockets read by another process, {read:.1f} ms until it has read them all "
+            "(socket.send and epoll, no framework, no request: what any one-process fan-out "
+            "on this machine pays)"
         )
     for line in verdict(cases):
         print(line)
