@@ -567,11 +567,7 @@ def seed_cafe(ctx: DemoContext) -> str | None:
     days: set[date] = set()
     bounds = [*np.searchsorted(p.order_day, month_offsets(p)).tolist(), p.orders]
     for n, (lo, hi) in enumerate(pairwise(bounds), start=1):
-        # Identified orders first, then the anonymous ones: the ORM's bulk insert leaves out a
-        # None `customer_sk` (the column has a default), so rows that alternate between the two
-        # are sent as thousands of small statements instead of one per chunk.
-        month = sorted(sale_orders(p, lo, hi), key=lambda order: order.customer_key is None)
-        days |= loader.load_orders(month, refresh=False).days
+        days |= loader.load_orders(sale_orders(p, lo, hi), refresh=False).days
         if n == 1 or n % PROGRESS_MONTHS == 0:
             _analyze(session)
         if n % PROGRESS_MONTHS == 0 and hi < p.orders:

@@ -15,10 +15,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select, text, union_all, update
+from sqlalchemy import (
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from doorstep.analytics.models import (
@@ -119,6 +131,14 @@ def _chunks(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:
         yield items[i : i + size]
 
 
+def _keys_by_source(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """(source, key) pairs as each source's distinct keys, in first-seen order."""
+    by_source: dict[str, dict[str, None]] = {}
+    for source, key in pairs:
+        by_source.setdefault(source, {})[key] = None
+    return {source: list(keys) for source, keys in by_source.items()}
+
+
 class Loader:
     """Loads one tenant's data. Keeps the dimension keys it has seen, so a long load looks each
     one up once. Only flushes: the caller owns the transaction."""
@@ -184,42 +204,95 @@ class Loader:
         return found
 
     def upsert_customers(self, records: Iterable[CustomerRecord]) -> int:
-        """SCD Type 2 in silver: a changed customer gets a new current row; returns changes."""
+        """SCD Type 2 in silver: a changed customer gets a new current row; returns changes.
+
+        A batch at a time: one query for the batch's current rows and one for its dimension
+        keys, instead of three statements per customer (41,000 customers: 124 s -> a few)."""
         changed = 0
-        now = utcnow()
+        batch: list[CustomerRecord] = []
         for record in records:
-            current = self.session.scalar(
+            batch.append(record)
+            if len(batch) >= BATCH:
+                changed += self._upsert_customer_batch(batch)
+                batch = []
+        return changed + (self._upsert_customer_batch(batch) if batch else 0)
+
+    def _upsert_customer_batch(self, records: list[CustomerRecord]) -> int:
+        now = utcnow()
+        keys = _keys_by_source((r.source, r.customer_key) for r in records)
+        current: dict[tuple[str, str], SilverCustomer] = {}
+        for source, customer_keys in keys.items():
+            rows = self.session.scalars(
                 select(SilverCustomer).where(
                     SilverCustomer.tenant_id == self.tenant_id,
-                    SilverCustomer.source == record.source,
-                    SilverCustomer.customer_key == record.customer_key,
+                    SilverCustomer.source == source,
+                    SilverCustomer.customer_key.in_(customer_keys),
                     SilverCustomer.is_current.is_(True),
                 )
             )
-            attributes = (record.name, record.email, record.phone)
-            if current is not None and (current.name, current.email, current.phone) == attributes:
+            current.update(((row.source, row.customer_key), row) for row in rows)
+        self._look_up_customers(keys)
+        names: dict[int, str] = {}  # dimension key -> the latest name
+        changed = 0
+        for record in records:
+            key = (record.source, record.customer_key)
+            old = current.get(key)
+            if old is not None and (old.name, old.email, old.phone) == (
+                record.name,
+                record.email,
+                record.phone,
+            ):
                 continue
             since = record.updated_at or now
-            if current is not None:
-                current.valid_to, current.is_current = since, False
-            self.session.add(
-                SilverCustomer(
-                    tenant_id=self.tenant_id,
-                    source=record.source,
-                    customer_key=record.customer_key,
-                    name=record.name,
-                    email=record.email,
-                    phone=record.phone,
-                    valid_from=since,
-                )
+            if old is not None:
+                old.valid_to, old.is_current = since, False
+            current[key] = SilverCustomer(
+                tenant_id=self.tenant_id,
+                source=record.source,
+                customer_key=record.customer_key,
+                name=record.name,
+                email=record.email,
+                phone=record.phone,
+                valid_from=since,
             )
-            sk = self._customer(record.source, record.customer_key)
-            self.session.execute(
-                update(DimCustomer).where(DimCustomer.customer_sk == sk).values(name=record.name)
-            )
+            self.session.add(current[key])
+            names[self._customers[key]] = record.name
             changed += 1
+        if names:
+            self.session.execute(
+                update(DimCustomer),
+                [{"customer_sk": sk, "name": name} for sk, name in names.items()],
+            )
         self.session.flush()
         return changed
+
+    def _look_up_customers(self, keys: dict[str, list[str]]) -> None:
+        """Remember the dimension keys of these customers, creating the missing ones: a query
+        and an insert per source and batch."""
+        for source, customer_keys in keys.items():
+            wanted = [key for key in customer_keys if (source, key) not in self._customers]
+            if not wanted:
+                continue
+            found = self.session.execute(
+                select(DimCustomer.customer_key, DimCustomer.customer_sk).where(
+                    DimCustomer.tenant_id == self.tenant_id,
+                    DimCustomer.source == source,
+                    DimCustomer.customer_key.in_(wanted),
+                )
+            )
+            self._customers.update(((source, key), sk) for key, sk in found)
+            missing = [key for key in wanted if (source, key) not in self._customers]
+            if missing:
+                made = self.session.execute(
+                    insert(DimCustomer).returning(
+                        DimCustomer.customer_key, DimCustomer.customer_sk
+                    ),
+                    [
+                        {"tenant_id": self.tenant_id, "source": source, "customer_key": key}
+                        for key in missing
+                    ],
+                )
+                self._customers.update(((source, key), sk) for key, sk in made)
 
     def _customer(self, source: str, key: str) -> int:
         found = self._customers.get((source, key))
@@ -292,10 +365,7 @@ class Loader:
     def _load_batch(self, orders: list[SaleOrder]) -> LoadResult:
         result = LoadResult()
         replaced: set[tuple[str, str]] = set()
-        by_source: dict[str, list[str]] = {}
-        for order in orders:
-            by_source.setdefault(order.source, []).append(order.order_key)
-        for source, keys in by_source.items():
+        for source, keys in _keys_by_source((o.source, o.order_key) for o in orders).items():
             where = and_(
                 FactSales.tenant_id == self.tenant_id,
                 FactSales.source == source,
@@ -314,7 +384,8 @@ class Loader:
                 continue
             location_sk, tz = self._location(order.source, order.location_key)
             local = order.ts.astimezone(tz)
-            day = local.date()
+            day, order_ts = local.date(), order.ts.astimezone(UTC)
+            date_key = day.year * 10_000 + day.month * 100 + day.day
             customer_sk = (
                 self._customer(order.source, order.customer_key) if order.customer_key else None
             )
@@ -329,9 +400,9 @@ class Loader:
                         "source": order.source,
                         "order_key": order.order_key,
                         "line_no": line_no,
-                        "order_ts": order.ts.astimezone(UTC),
+                        "order_ts": order_ts,
                         "hour": local.hour,
-                        "date_key": int(day.strftime("%Y%m%d")),
+                        "date_key": date_key,
                         "location_sk": location_sk,
                         "customer_sk": customer_sk,
                         "product_sk": self._product(order.source, line),
@@ -342,8 +413,11 @@ class Loader:
         result.removed = len(replaced)  # existed before, and not loaded again
         if rows:
             self._ensure_partitions({row["sale_date"].year for row in rows})  # type: ignore[attr-defined]
+            # Core's executemany on the table: every row has the same keys, so a chunk is one
+            # statement, without the ORM's per-row bookkeeping (a third of the load's time).
+            connection = self.session.connection()
             for chunk in _chunks(rows):
-                self.session.execute(insert(FactSales), list(chunk))
+                connection.execute(insert(cast(Table, FactSales.__table__)), list(chunk))
         result.lines = len(rows)
         return result
 
