@@ -237,11 +237,8 @@ class Loader:
         for record in records:
             key = (record.source, record.customer_key)
             old = current.get(key)
-            if old is not None and (old.name, old.email, old.phone) == (
-                record.name,
-                record.email,
-                record.phone,
-            ):
+            attributes = (record.name, record.email, record.phone)
+            if old is not None and (old.name, old.email, old.phone) == attributes:
                 continue
             since = record.updated_at or now
             if old is not None:
