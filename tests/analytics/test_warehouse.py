@@ -23,6 +23,7 @@ from doorstep.analytics.models import (
     SilverCustomer,
 )
 from doorstep.analytics.warehouse import (
+    BATCH,
     CustomerRecord,
     Loader,
     LocationRecord,
@@ -257,6 +258,42 @@ def test_customers_are_kept_as_scd_type_2(db: Session, brokerage: Brokerage) -> 
         ("Ann Lee-Park", True, None),
     ]
     assert db.scalar(select(DimCustomer.name)) == "Ann Lee-Park"
+
+
+def test_customers_load_in_batches_and_keep_every_change(db: Session, brokerage: Brokerage) -> None:
+    # More customers than one batch; then, in the second batch, one customer renamed twice and
+    # one sent again unchanged.
+    loader = Loader(db, brokerage.tenant.id)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    day = timedelta(days=1)
+    records = [
+        CustomerRecord("square", f"k{i}", f"Customer {i}", "", "", t0) for i in range(BATCH + 1)
+    ]
+    records += [
+        CustomerRecord("square", "k0", "Renamed once", "", "", t0 + day),
+        CustomerRecord("square", "k0", "Renamed twice", "", "", t0 + 2 * day),
+        CustomerRecord("square", "k1", "Customer 1", "", "", t0 + 3 * day),
+    ]
+    assert loader.upsert_customers(records) == BATCH + 3
+    history = db.scalars(
+        select(SilverCustomer)
+        .where(SilverCustomer.customer_key == "k0")
+        .order_by(SilverCustomer.valid_from)
+    ).all()
+    assert [(r.name, r.is_current, r.valid_to) for r in history] == [
+        ("Customer 0", False, t0 + day),
+        ("Renamed once", False, t0 + 2 * day),
+        ("Renamed twice", True, None),
+    ]
+    current = select(func.count()).where(SilverCustomer.is_current.is_(True))
+    assert db.scalar(current.select_from(SilverCustomer)) == BATCH + 1
+    names = dict(db.execute(select(DimCustomer.customer_key, DimCustomer.name)).all())
+    assert len(names) == BATCH + 1
+    assert (names["k0"], names["k1"], names[f"k{BATCH}"]) == (
+        "Renamed twice",
+        "Customer 1",
+        f"Customer {BATCH}",
+    )
 
 
 def test_an_empty_warehouse_gives_empty_panels_not_errors(
